@@ -1,0 +1,51 @@
+"""What the command-line tools share: model options, and one-line errors instead of tracebacks."""
+
+import argparse
+import sys
+from typing import Callable, List, Optional
+
+from .core.errors import InferError
+from .core.pipeline import PipelineConfig, parse_size
+
+
+def size_argument(text: str):
+    try:
+        return parse_size(text)
+    except InferError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('model')
+    group.add_argument('--model', default='centerface',
+                       help='built-in model name or model file (default: centerface)')
+    group.add_argument('--model-name', default='', help='one model of a multi-model file')
+    group.add_argument('--backend', default='onnxruntime', help='inference backend')
+    group.add_argument('--decoder', default='', help='output decoder for a model file '
+                       '(centerface, yolov8, yolov5, ssd)')
+    group.add_argument('--labels', default='', help='labels file, one class name per line')
+    group.add_argument('--score-threshold', type=float, default=None,
+                       help='minimum score (default: the model\'s own, else 0.5)')
+    group.add_argument('--threads', type=int, default=0,
+                       help='inference threads (0: one per core)')
+
+
+def pipeline_config(args: argparse.Namespace, input_size=None) -> PipelineConfig:
+    return PipelineConfig(
+        model=args.model, model_name=args.model_name, backend=args.backend,
+        backend_options={'intra_op_threads': args.threads} if args.backend == 'onnxruntime'
+        else {},
+        decoder=args.decoder, labels_file=args.labels, score_threshold=args.score_threshold,
+        input_size=input_size)
+
+
+def run(main: Callable[[Optional[List[str]]], int], argv: Optional[List[str]] = None) -> None:
+    """Exit with ``main``'s code; a user's mistake prints one line, not a traceback."""
+    try:
+        code = main(argv)
+    except InferError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

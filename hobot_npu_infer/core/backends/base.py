@@ -1,0 +1,72 @@
+"""The one interface every inference backend implements, and the registry that names them."""
+
+from abc import ABC, abstractmethod
+from typing import Callable, Dict, List, Mapping, Sequence, Type, Union
+
+import numpy as np
+
+from ..errors import BackendError
+from ..tensors import BatchCapability, TensorSpec
+
+Inputs = Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]
+
+
+class Model(ABC):
+    """One runnable model: a file may hold several (packed NPU files)."""
+
+    name: str
+    inputs: List[TensorSpec]
+    outputs: List[TensorSpec]
+    batch: BatchCapability
+
+    @abstractmethod
+    def run(self, inputs: Inputs) -> List[np.ndarray]:
+        """Run one batch; inputs by name or in input order; outputs in ``self.outputs`` order."""
+
+    def close(self) -> None:
+        """Release runtime resources; the default has none to release."""
+
+    def input_dict(self, inputs: Inputs) -> Dict[str, np.ndarray]:
+        if isinstance(inputs, Mapping):
+            return dict(inputs)
+        if len(inputs) != len(self.inputs):
+            raise BackendError(
+                f'model {self.name!r} takes {len(self.inputs)} input(s), got {len(inputs)}')
+        return {spec.name: array for spec, array in zip(self.inputs, inputs)}
+
+
+class Backend(ABC):
+    """Loads model files into :class:`Model` objects."""
+
+    name: str
+
+    @abstractmethod
+    def load(self, path: str) -> List[Model]:
+        """Load every model in the file at ``path``.
+
+        Raises ModelNotFoundError when the file is missing and ModelLoadError when it is unusable.
+        """
+
+
+_BACKENDS: Dict[str, Callable[..., Backend]] = {}
+
+
+def register_backend(name: str) -> Callable[[Type[Backend]], Type[Backend]]:
+    def decorate(cls: Type[Backend]) -> Type[Backend]:
+        cls.name = name
+        _BACKENDS[name] = cls
+        return cls
+    return decorate
+
+
+def backend_names() -> List[str]:
+    return sorted(_BACKENDS)
+
+
+def create_backend(name: str, **options) -> Backend:
+    try:
+        factory = _BACKENDS[name]
+    except KeyError:
+        raise BackendError(
+            f'unknown backend {name!r}; available: {", ".join(backend_names())}') from None
+    return factory(**options)

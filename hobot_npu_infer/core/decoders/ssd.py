@@ -1,0 +1,55 @@
+"""SSD-style post-processed outputs: boxes, classes and scores already decoded, coordinates 0..1."""
+
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from ..detection import RawDetections
+from ..errors import ConfigError, OutputLayoutError
+from .base import Decoder, expect_rank, register_decoder
+
+ROLES = ('boxes', 'classes', 'scores', 'num_detections')
+BOX_ORDERS = ('yxyx', 'xyxy')
+
+
+@register_decoder('ssd')
+class SsdDecoder(Decoder):
+    """Outputs by role; the default order (boxes, classes, scores[, num_detections]) and the
+    ``yxyx`` box order are TensorFlow's detection post-process, as in most SSD exports."""
+
+    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
+                 output_roles: Sequence[str] = ROLES[:3], box_order: str = 'yxyx',
+                 class_offset: int = 0):
+        super().__init__(nms_threshold, max_detections)
+        roles = list(output_roles)
+        if sorted(set(roles)) != sorted(roles) or not set(ROLES[:3]) <= set(roles) \
+                or not set(roles) <= set(ROLES):
+            raise ConfigError(f'ssd output_roles must name boxes, classes and scores once each '
+                              f'(num_detections optional), got {roles}')
+        if box_order not in BOX_ORDERS:
+            raise ConfigError(f'ssd box_order must be one of {BOX_ORDERS}, got {box_order!r}')
+        self.index = {role: i for i, role in enumerate(roles)}
+        self.num_outputs = len(roles)
+        self.box_order = box_order
+        self.class_offset = class_offset
+
+    def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
+                   score_threshold: float) -> RawDetections:
+        boxes = outputs[self.index['boxes']]
+        expect_rank(boxes, 3, 'ssd boxes')
+        if boxes.shape[2] != 4:
+            raise OutputLayoutError(f'ssd boxes must be [B, N, 4], got shape {boxes.shape}')
+        boxes = boxes[b].astype(np.float32)
+        scores = outputs[self.index['scores']][b].reshape(-1).astype(np.float32)
+        classes = outputs[self.index['classes']][b].reshape(-1)
+        n = min(len(boxes), len(scores), len(classes))
+        if 'num_detections' in self.index:
+            n = min(n, int(np.asarray(outputs[self.index['num_detections']]).reshape(-1)[b]))
+        boxes, scores, classes = boxes[:n], scores[:n], classes[:n]
+        if self.box_order == 'yxyx':
+            boxes = boxes[:, [1, 0, 3, 2]]
+        w, h = input_size
+        boxes = boxes * np.array([w, h, w, h], np.float32)
+        keep = scores > score_threshold
+        class_ids = np.rint(classes[keep]).astype(np.int64) - self.class_offset
+        return RawDetections(boxes[keep], scores[keep], class_ids)

@@ -1,0 +1,69 @@
+"""YOLO heads already decoded to boxes by the exporter: YOLOv8 (anchor-free) and YOLOv5 (objectness)."""
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..detection import RawDetections
+from ..errors import OutputLayoutError
+from .base import Decoder, cxcywh_to_xyxy, expect_rank, register_decoder
+
+
+def _predictions(output: np.ndarray, b: int, channels: Optional[int], min_channels: int,
+                 channels_first: bool, what: str) -> np.ndarray:
+    """Image ``b``'s predictions as (N, channels); ``channels_first`` is the exporter's layout."""
+    expect_rank(output, 3, what)
+    pred = output[b]
+    if channels is not None:
+        if pred.shape[0] == channels and (channels_first or pred.shape[1] != channels):
+            pred = pred.T
+        elif pred.shape[1] != channels:
+            raise OutputLayoutError(f'{what} of shape {output.shape} has no axis of {channels} '
+                                    f'channels')
+    elif channels_first:
+        pred = pred.T
+    if pred.shape[1] < min_channels:
+        raise OutputLayoutError(f'{what} of shape {output.shape} has fewer than {min_channels} '
+                                f'channels per prediction')
+    return pred
+
+
+@register_decoder('yolov8')
+class YoloV8Decoder(Decoder):
+    """``[B, 4+C, N]``: cx cy w h then C class scores per anchor point, no objectness."""
+
+    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
+                 num_classes: Optional[int] = None):
+        super().__init__(nms_threshold, max_detections)
+        self.channels = None if num_classes is None else 4 + num_classes
+
+    def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
+                   score_threshold: float) -> RawDetections:
+        pred = _predictions(outputs[0], b, self.channels, 5, True, 'yolov8 output')
+        class_scores = pred[:, 4:]
+        class_ids = np.argmax(class_scores, axis=1)
+        scores = class_scores[np.arange(pred.shape[0]), class_ids]
+        keep = scores > score_threshold
+        return RawDetections(cxcywh_to_xyxy(pred[keep, :4]), scores[keep].astype(np.float32),
+                             class_ids[keep].astype(np.int64))
+
+
+@register_decoder('yolov5')
+class YoloV5Decoder(Decoder):
+    """``[B, N, 5+C]``: cx cy w h, objectness, then C class probabilities; score = obj * class."""
+
+    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
+                 num_classes: Optional[int] = None):
+        super().__init__(nms_threshold, max_detections)
+        self.channels = None if num_classes is None else 5 + num_classes
+
+    def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
+                   score_threshold: float) -> RawDetections:
+        pred = _predictions(outputs[0], b, self.channels, 6, False, 'yolov5 output')
+        pred = pred[pred[:, 4] > score_threshold]  # objectness bounds the final score
+        class_scores = pred[:, 5:] * pred[:, 4:5]
+        class_ids = np.argmax(class_scores, axis=1)
+        scores = class_scores[np.arange(pred.shape[0]), class_ids]
+        keep = scores > score_threshold
+        return RawDetections(cxcywh_to_xyxy(pred[keep, :4]), scores[keep].astype(np.float32),
+                             class_ids[keep].astype(np.int64))

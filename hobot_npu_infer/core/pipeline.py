@@ -1,0 +1,160 @@
+"""Image in, detections out: pre-processing, the backend and a decoder, timed stage by stage.
+
+The stages are separate methods so callers (nodes, batchers) can run them on different threads
+and overlap pre-processing of one frame with inference of another.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .backends import Model, create_backend
+from .decoders import Decoder, create_decoder
+from .detection import Detection, RawDetections, to_detections
+from .errors import ConfigError, OutputLayoutError
+from .labels import resolve_class_names
+from .model_registry import ResolvedModel, resolve_model
+from .preprocess import PreparedBatch, PreprocessConfig, Preprocessor
+
+
+@dataclass
+class PipelineConfig:
+    """Everything needed to build a :class:`DetectionPipeline`; defaults run CenterFace on CPU."""
+
+    model: str = 'centerface'
+    model_name: str = ''  # one model of a multi-model file; empty: the file's only model
+    backend: str = 'onnxruntime'
+    backend_options: Dict[str, object] = field(default_factory=dict)
+    decoder: str = ''  # empty: the built-in model's own decoder
+    decoder_options: Dict[str, object] = field(default_factory=dict)
+    input_size: Optional[Tuple[int, int]] = None  # (W, H); None: model's fixed size or image's
+    score_threshold: Optional[float] = None  # None: the built-in model's own, else 0.5
+    class_names: Sequence[str] = ()
+    labels_file: str = ''
+    preprocess: Dict[str, object] = field(default_factory=dict)  # PreprocessConfig overrides
+    cache_dir: Optional[str] = None
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """'640x480' -> (640, 480)."""
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise ConfigError(f'size must look like 640x480, got {text!r}') from None
+    if w < 1 or h < 1:
+        raise ConfigError(f'size must be positive, got {text!r}')
+    return w, h
+
+
+def select_model(models: List[Model], name: str, path: str) -> Model:
+    if not name:
+        if len(models) > 1:
+            raise ConfigError(f'{path} holds {len(models)} models '
+                              f'({", ".join(m.name for m in models)}); choose one by model_name')
+        return models[0]
+    for model in models:
+        if model.name == name:
+            return model
+    raise ConfigError(f'{path} holds no model named {name!r}; it holds '
+                      f'{", ".join(m.name for m in models)}')
+
+
+@dataclass
+class ImageResult:
+    detections: List[Detection]
+    width: int
+    height: int
+
+
+class DetectionPipeline:
+    def __init__(self, model: Model, preprocessor: Preprocessor, decoder: Decoder,
+                 class_names: Sequence[str], score_threshold: float):
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ConfigError(f'score_threshold must be within [0, 1], got {score_threshold}')
+        self.model = model
+        self.preprocessor = preprocessor
+        self.decoder = decoder
+        self.class_names = list(class_names)
+        self.score_threshold = score_threshold
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> 'DetectionPipeline':
+        resolved: ResolvedModel = resolve_model(config.model, config.cache_dir)
+        profile = resolved.profile
+        backend = create_backend(config.backend, **config.backend_options)
+        model = select_model(backend.load(resolved.path), config.model_name, resolved.path)
+        decoder_name = config.decoder or (profile.decoder if profile else '')
+        if not decoder_name:
+            raise ConfigError(f'model {resolved.path} is not a built-in model: name its decoder '
+                              f'(centerface, yolov8, yolov5, ssd)')
+        preprocess = dict(profile.preprocess) if profile else {}
+        preprocess.update(config.preprocess)
+        if config.input_size is not None:
+            preprocess['input_size'] = tuple(config.input_size)
+        try:
+            preprocess_config = PreprocessConfig(**preprocess)
+        except TypeError as exc:
+            raise ConfigError(f'bad pre-processing option: {exc}') from None
+        threshold = config.score_threshold
+        if threshold is None:
+            threshold = profile.score_threshold if profile else 0.5
+        return cls(model, Preprocessor(preprocess_config, model.inputs[0]),
+                   create_decoder(decoder_name, **config.decoder_options),
+                   resolve_class_names(config.labels_file, config.class_names,
+                                       profile.class_names if profile else ()),
+                   threshold)
+
+    def prepare(self, images: Sequence[np.ndarray],
+                channel_orders: Union[str, Sequence[str]] = 'bgr') -> PreparedBatch:
+        """Pre-process up to one run's worth of images, padded to a fixed compiled batch."""
+        return self.preprocessor.prepare(images, channel_orders, self.model.batch.fixed_size)
+
+    def infer(self, batch: PreparedBatch) -> List[np.ndarray]:
+        return self.model.run([batch.tensor])
+
+    def decode(self, outputs: List[np.ndarray], batch: PreparedBatch) -> List[List[Detection]]:
+        """Detections per real image of the batch (padding slots skipped), in original pixels."""
+        if not outputs or outputs[0].shape[0] < len(batch.transforms):
+            raise OutputLayoutError(f'model {self.model.name} returned outputs for fewer images '
+                                    f'than the batch of {len(batch.transforms)}')
+        raws = self.decoder.decode(outputs, batch.input_size, self.score_threshold,
+                                   len(batch.transforms))
+        return [to_detections(to_source(raw, transform), self.class_names)
+                for raw, transform in zip(raws, batch.transforms)]
+
+    @property
+    def max_batch(self) -> int:
+        return self.model.batch.fixed_size or 0
+
+    def detect(self, images: Sequence[np.ndarray],
+               channel_orders: Union[str, Sequence[str]] = 'bgr'
+               ) -> Tuple[List[ImageResult], Dict[str, float]]:
+        """Detections per image and the time of each stage in ms, summed over the runs."""
+        orders = [channel_orders] * len(images) if isinstance(channel_orders, str) \
+            else list(channel_orders)
+        step = self.max_batch or len(images)
+        timing = {'preprocess': 0.0, 'inference': 0.0, 'postprocess': 0.0}
+        results: List[ImageResult] = []
+        for start in range(0, len(images), step):
+            chunk = images[start:start + step]
+            t0 = time.perf_counter()
+            batch = self.prepare(chunk, orders[start:start + step])
+            t1 = time.perf_counter()
+            outputs = self.infer(batch)
+            t2 = time.perf_counter()
+            detections = self.decode(outputs, batch)
+            t3 = time.perf_counter()
+            timing['preprocess'] += (t1 - t0) * 1e3
+            timing['inference'] += (t2 - t1) * 1e3
+            timing['postprocess'] += (t3 - t2) * 1e3
+            results += [ImageResult(d, t.source_size[0], t.source_size[1])
+                        for d, t in zip(detections, batch.transforms)]
+        return results, timing
+
+
+def to_source(raw: RawDetections, transform) -> RawDetections:
+    """Detections in model-input pixels mapped back into the original image."""
+    return RawDetections(transform.boxes_to_source(raw.boxes), raw.scores, raw.class_ids,
+                         None if raw.keypoints is None else transform.points_to_source(raw.keypoints))
