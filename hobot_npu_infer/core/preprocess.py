@@ -123,7 +123,8 @@ class Preprocessor:
         tw, th = self.target_size((first.shape[1], first.shape[0]))
         n = max(batch_size or len(images), len(images))
         shape = (n, 3, th, tw) if self.layout == 'NCHW' else (n, th, tw, 3)
-        tensor = np.zeros(shape, self.dtype)
+        tensor = np.empty(shape, self.dtype)  # every real slot is fully written by _fill
+        tensor[len(images):] = 0
         transforms = [self._fill(tensor[i], image, order, (tw, th))
                       for i, (image, order) in enumerate(zip(images, orders))]
         return PreparedBatch(tensor, transforms)

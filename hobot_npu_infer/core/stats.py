@@ -1,0 +1,88 @@
+"""Rolling latency and rate statistics for diagnostics and benchmarks; thread-safe."""
+
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Callable, Deque, Dict, Iterable, Optional, Tuple
+
+import numpy as np
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    count: int
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+    def as_dict(self) -> Dict[str, float]:
+        return asdict(self)
+
+
+EMPTY_SUMMARY = LatencySummary(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def summarize(samples: Iterable[float]) -> LatencySummary:
+    values = np.fromiter(samples, np.float64)
+    if values.size == 0:
+        return EMPTY_SUMMARY
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return LatencySummary(int(values.size), float(values.mean()), float(p50), float(p90),
+                          float(p99), float(values.max()))
+
+
+class LatencyWindow:
+    """Samples of the last ``window_s`` seconds (at most ``max_samples``), summarised on demand."""
+
+    def __init__(self, window_s: float = 10.0, max_samples: int = 10000, clock: Clock = time.monotonic):
+        self.window_s = window_s
+        self._clock = clock
+        self._samples: Deque[Tuple[float, float]] = deque(maxlen=max_samples)
+        self._lock = threading.Lock()
+
+    def add(self, value: float, now: Optional[float] = None) -> None:
+        with self._lock:
+            self._samples.append((self._clock() if now is None else now, value))
+
+    def summary(self, now: Optional[float] = None) -> LatencySummary:
+        with self._lock:
+            self._expire(self._clock() if now is None else now)
+            return summarize(v for _, v in self._samples)
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.window_s
+        while self._samples and self._samples[0][0] < horizon:
+            self._samples.popleft()
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` seconds."""
+
+    def __init__(self, window_s: float = 10.0, clock: Clock = time.monotonic):
+        self.window_s = window_s
+        self._clock = clock
+        self._events: Deque[float] = deque()
+        self._started = clock()
+        self._lock = threading.Lock()
+
+    def tick(self, now: Optional[float] = None) -> None:
+        with self._lock:
+            self._events.append(self._clock() if now is None else now)
+
+    def rate_hz(self, now: Optional[float] = None) -> float:
+        now = self._clock() if now is None else now
+        with self._lock:
+            horizon = now - self.window_s
+            while self._events and self._events[0] < horizon:
+                self._events.popleft()
+            span = min(self.window_s, now - self._started)
+            return len(self._events) / span if span > 0 else 0.0
+
+    def last_event(self) -> Optional[float]:
+        with self._lock:
+            return self._events[-1] if self._events else None
