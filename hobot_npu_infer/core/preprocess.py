@@ -49,6 +49,14 @@ class PreprocessConfig:
             raise ConfigError('mean and std need three values each and std must not be zero')
         if not 0 <= self.pad_value <= 255:
             raise ConfigError(f'pad_value must be within 0..255, got {self.pad_value}')
+        if self.dtype is not None:
+            try:
+                kind = np.dtype(self.dtype).kind
+            except TypeError:
+                kind = None
+            if kind not in ('u', 'i', 'f'):
+                raise ConfigError(f'dtype must name a numpy integer or float type such as uint8 '
+                                  f'or float32, got {self.dtype!r}')
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -59,13 +67,14 @@ def round_up(value: int, multiple: int) -> int:
 class PreparedBatch:
     tensor: np.ndarray
     transforms: List[ImageTransform] = field(default_factory=list)
+    layout: str = 'NCHW'
 
     @property
     def input_size(self) -> Tuple[int, int]:
         """(W, H) of the model input this batch was prepared for."""
-        if self.tensor.ndim == 4 and self.tensor.shape[1] in (1, 3):
-            return self.tensor.shape[3], self.tensor.shape[2]
-        return self.tensor.shape[2], self.tensor.shape[1]
+        if self.layout == 'NHWC':
+            return self.tensor.shape[2], self.tensor.shape[1]
+        return self.tensor.shape[3], self.tensor.shape[2]
 
 
 def as_three_channels(image: np.ndarray, order: str) -> Tuple[np.ndarray, str]:
@@ -117,6 +126,8 @@ class Preprocessor:
             raise ImageError('no images to prepare')
         orders = [channel_orders] * len(images) if isinstance(channel_orders, str) \
             else list(channel_orders)
+        if len(orders) != len(images):
+            raise ImageError(f'{len(images)} images but {len(orders)} channel orders')
         first = images[0]
         if first.ndim < 2 or first.shape[0] == 0 or first.shape[1] == 0:
             raise ImageError(f'image of shape {first.shape} has no pixels')
@@ -127,7 +138,7 @@ class Preprocessor:
         tensor[len(images):] = 0
         transforms = [self._fill(tensor[i], image, order, (tw, th))
                       for i, (image, order) in enumerate(zip(images, orders))]
-        return PreparedBatch(tensor, transforms)
+        return PreparedBatch(tensor, transforms, self.layout)
 
     def _fill(self, slot: np.ndarray, image: np.ndarray, order: str,
               target: Tuple[int, int]) -> ImageTransform:

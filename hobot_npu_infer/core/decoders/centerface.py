@@ -5,6 +5,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from ..detection import RawDetections
+from ..errors import OutputLayoutError
 from .base import Decoder, expect_rank, register_decoder
 
 STRIDE = 4
@@ -23,21 +24,29 @@ class CenterFaceDecoder(Decoder):
     def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
                    score_threshold: float) -> RawDetections:
         heatmap, scale, offset, landmarks = outputs[:4]
-        for array, name in zip(outputs[:4], ('heatmap', 'scale', 'offset', 'landmarks')):
+        for array, name, channels in zip(outputs[:4], ('heatmap', 'scale', 'offset', 'landmarks'),
+                                         (1, 2, 2, 10)):
             expect_rank(array, 4, f'centerface {name}')
+            if array.shape[1] != channels or array.shape[0] != heatmap.shape[0] \
+                    or array.shape[2:] != heatmap.shape[2:]:
+                raise OutputLayoutError(
+                    f'centerface {name} must be [B, {channels}, h, w] like the heatmap '
+                    f'{heatmap.shape}, got shape {array.shape}')
         ys, xs = np.nonzero(heatmap[b, 0] > score_threshold)
         if ys.size == 0:
             return RawDetections.empty(self.num_keypoints)
         w_in, h_in = input_size
         box_h = np.exp(scale[b, 0, ys, xs]) * STRIDE
         box_w = np.exp(scale[b, 1, ys, xs]) * STRIDE
-        x1 = np.clip((xs + offset[b, 1, ys, xs] + 0.5) * STRIDE - box_w / 2, 0, w_in)
-        y1 = np.clip((ys + offset[b, 0, ys, xs] + 0.5) * STRIDE - box_h / 2, 0, h_in)
-        x2 = np.minimum(x1 + box_w, w_in)
-        y2 = np.minimum(y1 + box_h, h_in)
+        x0 = (xs + offset[b, 1, ys, xs] + 0.5) * STRIDE - box_w / 2  # unclipped top left
+        y0 = (ys + offset[b, 0, ys, xs] + 0.5) * STRIDE - box_h / 2
+        # Clip each edge on its own: clipping x1 first and adding the width would shift boxes
+        # that cross the left or top border instead of cutting them.
+        x1, x2 = np.clip(x0, 0, w_in), np.clip(x0 + box_w, 0, w_in)
+        y1, y2 = np.clip(y0, 0, h_in), np.clip(y0 + box_h, 0, h_in)
         lm = landmarks[b][:, ys, xs].T.reshape(-1, 5, 2)  # (N, 5, [dy, dx])
-        keypoints = np.stack([lm[:, :, 1] * box_w[:, None] + x1[:, None],
-                              lm[:, :, 0] * box_h[:, None] + y1[:, None]], axis=2)
+        keypoints = np.stack([lm[:, :, 1] * box_w[:, None] + x0[:, None],
+                              lm[:, :, 0] * box_h[:, None] + y0[:, None]], axis=2)
         boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
         return RawDetections(boxes, heatmap[b, 0, ys, xs].astype(np.float32),
                              np.zeros(ys.size, np.int64), keypoints.astype(np.float32))

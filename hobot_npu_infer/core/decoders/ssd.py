@@ -42,7 +42,11 @@ class SsdDecoder(Decoder):
         boxes = boxes[b].astype(np.float32)
         scores = outputs[self.index['scores']][b].reshape(-1).astype(np.float32)
         classes = outputs[self.index['classes']][b].reshape(-1)
-        n = min(len(boxes), len(scores), len(classes))
+        if len(scores) != len(boxes) or len(classes) != len(boxes):
+            raise OutputLayoutError(f'ssd scores and classes need one value per box: '
+                                    f'{len(boxes)} boxes, {len(scores)} scores, '
+                                    f'{len(classes)} classes')
+        n = len(boxes)
         if 'num_detections' in self.index:
             n = min(n, int(np.asarray(outputs[self.index['num_detections']]).reshape(-1)[b]))
         boxes, scores, classes = boxes[:n], scores[:n], classes[:n]

@@ -1,0 +1,164 @@
+"""Live streams through a pipeline: newest frames in, results out, on two threads.
+
+The prepare thread converts and pre-processes the next frames while the infer thread runs the
+backend (which releases the GIL), so receiving never waits for the model and the model rarely
+waits for Python. A prepared frame whose source delivered a newer one meanwhile is dropped as
+stale rather than run, so output never lags behind a backlog.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .detection import Detection
+from .errors import InferError
+from .frame_slots import Frame, FrameSlots
+from .health import ModelStats, SourceStats
+from .pipeline import DetectionPipeline
+from .preprocess import PreparedBatch
+
+Converter = Callable[[object], Tuple[np.ndarray, str]]
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    image: np.ndarray  # the converted frame, for debug drawing
+    channel_order: str
+    detections: List[Detection]
+    stage_ms: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    frames: List[Frame]
+    images: List[Tuple[np.ndarray, str]]
+    batch: PreparedBatch
+    started: float
+    ready: float
+
+
+class StreamRunner:
+    def __init__(self, pipeline: DetectionPipeline, slots: FrameSlots, convert: Converter,
+                 deliver: Callable[[FrameResult], None],
+                 on_bad_frame: Callable[[Frame, InferError], None],
+                 on_internal_error: Callable[[str], None],
+                 source_stats: Dict[str, SourceStats], model_stats: ModelStats,
+                 max_batch: int = 1):
+        self.pipeline = pipeline
+        self.slots = slots
+        self.convert = convert
+        self.deliver = deliver
+        self.on_bad_frame = on_bad_frame
+        self.on_internal_error = on_internal_error
+        self.source_stats = source_stats
+        self.model_stats = model_stats
+        self.max_batch = pipeline.model.batch.fixed_size or max_batch
+        self._handoff: Optional[_Prepared] = None
+        self._cond = threading.Condition()
+        self._running = False
+        self._threads: List[threading.Thread] = []
+
+    def start(self) -> None:
+        self._running = True
+        self._threads = [threading.Thread(target=self._guarded, args=(loop,), name=name, daemon=True)
+                         for name, loop in (('prepare', self._prepare_once),
+                                            ('infer', self._infer_once))]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        self.slots.close()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        while self._running:
+            try:
+                step()
+            except Exception as exc:  # a bug must not silently end the stream
+                self.on_internal_error(f'{threading.current_thread().name}: '
+                                       f'{type(exc).__name__}: {exc}')
+                time.sleep(0.05)
+
+    def _prepare(self, frames: List[Frame]) -> Optional[_Prepared]:
+        """Convert and pre-process ``frames``; bad ones are reported and left out."""
+        started = time.monotonic()
+        kept, images = [], []
+        for frame in frames:
+            try:
+                images.append(self.convert(frame.payload))
+                kept.append(frame)
+            except InferError as exc:
+                self.on_bad_frame(frame, exc)
+        if not kept:
+            return None
+        try:
+            batch = self.pipeline.prepare([i for i, _ in images], [o for _, o in images])
+        except InferError as exc:
+            for frame in kept:
+                self.on_bad_frame(frame, exc)
+            return None
+        return _Prepared(kept, images, batch, started, time.monotonic())
+
+    def _prepare_once(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._handoff is None or not self._running)
+        frames = self.slots.take(self.max_batch, timeout=0.2)
+        item = self._prepare(frames) if frames else None
+        if item is None:
+            return
+        with self._cond:
+            self._handoff = item
+            self._cond.notify_all()
+
+    def _freshen(self, item: _Prepared) -> Optional[_Prepared]:
+        """Swap each frame whose source sent a newer one while it waited; the old one is dropped."""
+        frames, replaced = [], False
+        for frame in item.frames:
+            newer = self.slots.take_source(frame.source)
+            if newer is not None:
+                self.source_stats[frame.source].on_dropped()
+                replaced = True
+            frames.append(newer or frame)
+        return self._prepare(frames) if replaced else item
+
+    def _infer_once(self) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._handoff is not None or not self._running,
+                                       timeout=0.2) or self._handoff is None:
+                return
+            item, self._handoff = self._handoff, None
+            self._cond.notify_all()
+        item = self._freshen(item)
+        if item is None:
+            return
+        batch = item.batch
+        t0 = time.monotonic()
+        try:
+            outputs = self.pipeline.infer(batch)
+            t1 = time.monotonic()
+            detections = self.pipeline.decode(outputs, batch)
+        except Exception as exc:  # the backend may raise anything; count it, keep serving
+            self.model_stats.on_error(f'{type(exc).__name__}: {str(exc).splitlines()[0][:200]}'
+                                      if str(exc) else type(exc).__name__)
+            return
+        t2 = time.monotonic()
+        self.model_stats.on_run((t1 - t0) * 1e3)
+        prep_ms = (item.ready - item.started) * 1e3
+        for frame, (image, order), found in zip(item.frames, item.images, detections):
+            waited = (item.started - frame.received) + (t0 - item.ready)
+            self.deliver(FrameResult(frame, image, order, found, {
+                'queue_wait': waited * 1e3, 'preprocess': prep_ms,
+                'inference': (t1 - t0) * 1e3, 'postprocess': (t2 - t1) * 1e3}))

@@ -1,0 +1,40 @@
+"""How every executable of the package starts and stops a node.
+
+Start-up errors print one line and exit 2. SIGINT and SIGTERM end spinning (rclpy's signal
+handlers); the executor is shut down and the node destroyed before rclpy, so no thread is left
+spinning at exit (which would abort the process).
+"""
+
+import sys
+from typing import Callable, List, Optional
+
+import rclpy
+from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
+                             SingleThreadedExecutor)
+from rclpy.node import Node
+
+from ..core.errors import InferError
+from .parameters import InvalidParameter
+
+
+def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
+             threads: int = 3) -> int:
+    rclpy.init(args=args)
+    node = None
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
+        else SingleThreadedExecutor()
+    try:
+        node = factory()
+        executor.add_node(node)
+        executor.spin()
+    except (InvalidParameter, InferError, ValueError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

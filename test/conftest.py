@@ -1,0 +1,44 @@
+"""Shared fixtures. DDS is kept on loopback with a domain of this run's own, for every test."""
+
+import os
+import random
+
+import pytest
+
+# Before anything can start ROS: loopback discovery only, one domain per run (and per worker).
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+if 'ROS_DOMAIN_ID' not in os.environ:
+    os.environ['ROS_DOMAIN_ID'] = str(random.Random(os.getpid()).randint(10, 199))
+_worker = os.environ.get('PYTEST_XDIST_WORKER', '')
+if _worker.startswith('gw'):
+    os.environ['ROS_DOMAIN_ID'] = str((int(os.environ['ROS_DOMAIN_ID']) + int(_worker[2:]) + 1)
+                                      % 200 + 1)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='session', autouse=True)
+def model_cache(tmp_path_factory):
+    """One model cache per test run, so tests never depend on a user's ~/.cache."""
+    path = str(tmp_path_factory.mktemp('model-cache'))
+    os.environ['HOBOT_NPU_INFER_CACHE'] = path
+    return path
+
+
+@pytest.fixture(scope='session')
+def photos(tmp_path_factory):
+    """The real sample photos saved as PNG files, by name."""
+    import cv2
+    from hobot_npu_infer.core.sample_images import load_sample
+    directory = tmp_path_factory.mktemp('photos')
+    paths = {}
+    for name in ('astronaut', 'chelsea', 'coffee'):
+        paths[name] = str(directory / f'{name}.png')
+        cv2.imwrite(paths[name], load_sample(name))
+    return paths
+
+
+@pytest.fixture(scope='session')
+def centerface_pipeline(model_cache):
+    from hobot_npu_infer.core.pipeline import DetectionPipeline, PipelineConfig
+    return DetectionPipeline.from_config(PipelineConfig(model='centerface'))
