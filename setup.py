@@ -23,6 +23,9 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
+            'infer_node = hobot_npu_infer.ros.infer_node:main',
+            'image_source = hobot_npu_infer.ros.image_source:main',
+            'diag_monitor = hobot_npu_infer.ros.diag_monitor:main',
         ],
     },
 )

@@ -1,6 +1,7 @@
 """The batch-size table: raw backend against our whole pipeline, measured side by side.
 
 ``python -m hobot_npu_infer.bench --model centerface --batch 1,2,4,8 --input-size 640x480``
+``python -m hobot_npu_infer.bench --node``: the node against the raw backend (node_bench.py).
 
 For each batch size, raw inference runs (one prepared tensor, the backend only) and pipeline
 runs (pre-processing from a camera-size photo, inference, decoding) alternate, so both see the
@@ -35,7 +36,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--seconds', type=float, default=4.0,
                         help='measuring time per batch size (default 4)')
     parser.add_argument('--min-runs', type=int, default=10, help='runs per batch size at least')
-    parser.add_argument('--json', metavar='OUT', default='', help='write the rows as JSON')
+    parser.add_argument('--json', metavar='OUT', default='', help='write the results as JSON')
+    parser.add_argument('--node', action='store_true',
+                        help='measure infer_node across processes against the raw backend')
     return parser.parse_args(argv)
 
 
@@ -110,11 +113,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     image = load_image_or_sample(args.image)
     w, h = args.input_size
     print(f'# {args.model} at {w}x{h} on {args.backend}; {machine()}', flush=True)
-    rows = [measure_batch(pipeline, image, b, args.seconds, args.min_runs) for b in batches]
-    print(format_table(rows))
+    if args.node:
+        from .node_bench import format_node_table, node_benchmark
+        result = node_benchmark(args, pipeline)
+        print(format_node_table(result))
+    else:
+        result = [measure_batch(pipeline, image, b, args.seconds, args.min_runs) for b in batches]
+        print(format_table(result))
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(rows, f, indent=2)
+            json.dump(result, f, indent=2)
     return 0
 
 

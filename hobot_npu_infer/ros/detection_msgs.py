@@ -117,3 +117,11 @@ def detections_from_message(msg, class_names: Sequence[str] = ()) -> List[dict]:
                     else str(class_id),
                     'box': [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 'keypoints': []})
     return out
+
+
+def stamp_of(msg) -> Tuple[int, int]:
+    """(sec, nanosec) of the image the detections belong to, in either format."""
+    if isinstance(msg, String):
+        stamp = json.loads(msg.data)['header']['stamp']
+        return stamp['sec'], stamp['nanosec']
+    return msg.header.stamp.sec, msg.header.stamp.nanosec

@@ -35,7 +35,7 @@ PARAMETERS = [
     strings('inputs', ['image_raw'], 'sensor_msgs/Image topics to run the model on'),
     strings('compressed_inputs', [], 'sensor_msgs/CompressedImage topics (jpeg, png)'),
     strings('output_topics', [], 'detections topic per input, in the order of inputs then '
-            'compressed_inputs (default: <input>/detections)'),
+            'compressed_inputs (default: <resolved input topic>/detections)'),
     strings('qos_reliability', ['best_effort'], 'per input, or one for all: best_effort or '
             'reliable', check=each_one_of(tuple(RELIABILITY))),
     integers('qos_depth', [1], 'per input, or one for all: subscription queue depth', 1, 100),
@@ -81,10 +81,9 @@ class InferNode(Node):
             depth = per_input(p['qos_depth'], len(topics), 'qos_depth')
         except ValueError as exc:
             raise InvalidParameter(str(exc)) from None
-        outputs = p['output_topics'] or [f'{t}/detections' for t, _ in topics]
-        if len(outputs) != len(topics):
-            raise InvalidParameter(f'output_topics has {len(outputs)} names for {len(topics)} '
-                                   f'inputs')
+        if p['output_topics'] and len(p['output_topics']) != len(topics):
+            raise InvalidParameter(f'output_topics has {len(p["output_topics"])} names for '
+                                   f'{len(topics)} inputs')
         self.format = detection_msgs.resolve_format(p['detections_format'])
         self.backend_name = p['backend']
         self.pipeline = DetectionPipeline.from_config(PipelineConfig(
@@ -103,11 +102,12 @@ class InferNode(Node):
         self.publishers_by_source: Dict[str, Any] = {}
         self.debug_publishers: Dict[str, Any] = {}
         self._image_subscriptions = []
-        for (topic, msg_type), rel, dep, out in zip(topics, reliability, depth, outputs):
+        for i, ((topic, msg_type), rel, dep) in enumerate(zip(topics, reliability, depth)):
             sub = self.create_subscription(
-                msg_type, topic, lambda msg, s=len(self.sources): self._on_image(msg, s),
+                msg_type, topic, lambda msg, s=i: self._on_image(msg, s),
                 image_qos(rel, dep), callback_group=receive_group)
-            source = sub.topic_name
+            source = sub.topic_name  # resolved: namespace and remapping applied
+            out = p['output_topics'][i] if p['output_topics'] else f'{source}/detections'
             if source in self.stats:
                 raise InvalidParameter(f'input topic {source} is listed twice')
             self._image_subscriptions.append(sub)
@@ -115,8 +115,8 @@ class InferNode(Node):
             self.stats[source] = SourceStats(source, window)
             self.publishers_by_source[source] = self.create_publisher(message_type, out, 10)
             if p['publish_debug_image']:
-                self.debug_publishers[source] = self.create_publisher(Image, f'{topic}/debug_image',
-                                                                      5)
+                self.debug_publishers[source] = self.create_publisher(
+                    Image, f'{source}/debug_image', 5)
         self.model_stats = ModelStats(p['model'], window)
         if self.format == 'vision_msgs':
             self.label_info_pub = self.create_publisher(
@@ -133,7 +133,8 @@ class InferNode(Node):
         self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
-            f'{p["model"]} on {p["backend"]} ({self.pipeline.model.batch.describe()} batch), '
+            f'{p["model"]} on {p["backend"]} ({self.pipeline.model.batch.describe()} batch, input '
+            f'{p["input_size"] or "at image size"}), '
             f'inputs {", ".join(self.sources)}, detections as {self.format}')
 
     def _header(self) -> Header:

@@ -1,0 +1,61 @@
+"""Our executables in child processes, on the loopback DDS environment: for the demo, the node
+benchmark and the integration tests."""
+
+import signal
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+from .ros_env import child_environment
+
+
+def ros_value(value) -> str:
+    """A Python value as a ``-p name:=value`` override."""
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(ros_value(v) for v in value) + ']'
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)
+
+
+class RosProcess:
+    """``python -m hobot_npu_infer.ros.<module> [args] --ros-args [--params-file F] -p ...``."""
+
+    def __init__(self, module: str, params: Optional[Dict[str, object]] = None,
+                 args: Optional[List[str]] = None, params_file: str = '',
+                 log_path: Optional[str] = None, stdout=None, cwd: Optional[str] = None):
+        cmd = [sys.executable, '-m', f'hobot_npu_infer.ros.{module}', *(args or []), '--ros-args']
+        if params_file:
+            cmd += ['--params-file', params_file]
+        for name, value in (params or {}).items():
+            cmd += ['-p', f'{name}:={ros_value(value)}']
+        self.log_path = log_path
+        self._log = open(log_path, 'w') if log_path else None
+        out = self._log if self._log else (stdout if stdout is not None else subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=child_environment(), stdout=out,
+                                     stderr=subprocess.STDOUT)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 15.0) -> int:
+        """Signal, wait, and kill only if it does not end; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+    def output(self) -> str:
+        if not self.log_path:
+            return ''
+        with open(self.log_path) as f:
+            return f.read()

@@ -1,0 +1,133 @@
+"""The ament_python layout, proven by a real colcon build, and the launch file's wiring."""
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+PACKAGE = 'hobot_npu_infer'
+EXECUTABLES = ('infer_node', 'image_source', 'diag_monitor')
+SOURCES = ('package.xml', 'setup.py', 'setup.cfg', 'resource', PACKAGE, 'launch', 'config')
+
+
+@pytest.fixture(scope='module')
+def install(tmp_path_factory):
+    workspace = tmp_path_factory.mktemp('ws')
+    src = workspace / 'src' / PACKAGE
+    src.mkdir(parents=True)
+    for name in SOURCES:
+        path = os.path.join(REPO, name)
+        if os.path.isdir(path):
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copy(path, src / name)
+    colcon = os.path.join(os.path.dirname(sys.executable), 'colcon')
+    proc = subprocess.run([colcon, 'build'], cwd=workspace, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return workspace / 'install' / PACKAGE
+
+
+def test_colcon_installs_executables_where_ros2_run_finds_them(install):
+    for name in EXECUTABLES:
+        path = install / 'lib' / PACKAGE / name
+        assert path.is_file() and os.access(path, os.X_OK), name
+
+
+def test_colcon_installs_marker_manifest_launch_and_config(install):
+    share = install / 'share'
+    assert (share / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
+    assert (share / PACKAGE / 'package.xml').is_file()
+    assert (share / PACKAGE / 'launch' / 'infer.launch.py').is_file()
+    for name in ('default.yaml', 'fastdds_shm.xml'):
+        assert (share / PACKAGE / 'config' / name).is_file()
+
+
+def test_installed_executable_runs_and_rejects_bad_parameters(install):
+    exe = install / 'lib' / PACKAGE / 'infer_node'
+    [site] = install.glob('lib/python3*/site-packages')  # what `source install/setup.sh` adds
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run([str(exe), '--ros-args', '-p', 'model:=no_such_model'],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown model name 'no_such_model'")
+
+
+@pytest.mark.filterwarnings('ignore::DeprecationWarning:catkin_pkg')
+@pytest.mark.filterwarnings('ignore:.*deprecated.*')
+def test_package_xml():
+    from catkin_pkg.package import parse_package
+    package = parse_package(os.path.join(REPO, 'package.xml'))
+    assert package.package_format == 3 and package.name == PACKAGE
+    assert package.get_build_type() == 'ament_python'
+    package.evaluate_conditions({'HOBOT_NPU_INFER_VISION_MSGS': ''})
+    runs = {d.name for d in package.exec_depends if d.evaluated_condition is not False}
+    assert {'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'python3-numpy',
+            'python3-opencv', 'vision_msgs'} <= runs
+    package.evaluate_conditions({'HOBOT_NPU_INFER_VISION_MSGS': '0'})
+    assert 'vision_msgs' not in {d.name for d in package.exec_depends
+                                 if d.evaluated_condition is not False}
+
+
+def console_scripts():
+    with open(os.path.join(REPO, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    return {node.value.split('=')[0].strip() for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and f'= {PACKAGE}.' in node.value}
+
+
+class Recorder:
+    """Stands in for a launch action class and keeps its keyword arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def test_launch_file_starts_both_nodes_with_the_installed_config(monkeypatch):
+    """launch and launch_ros are not installable here: the file runs against stand-ins with
+    the same names, which is enough to check what it starts and with which arguments."""
+    modules = {
+        'launch': types.SimpleNamespace(LaunchDescription=Recorder),
+        'launch.actions': types.SimpleNamespace(DeclareLaunchArgument=Recorder),
+        'launch.substitutions': types.SimpleNamespace(LaunchConfiguration=Recorder,
+                                                      PathJoinSubstitution=Recorder),
+        'launch_ros.actions': types.SimpleNamespace(Node=Recorder),
+        'launch_ros.substitutions': types.SimpleNamespace(FindPackageShare=Recorder),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    namespace = {}
+    path = os.path.join(REPO, 'launch', 'infer.launch.py')
+    with open(path) as f:
+        exec(compile(f.read(), path, 'exec'), namespace)
+    description = namespace['generate_launch_description']()
+    [actions] = description.args
+    arguments = {a.args[0]: a.kwargs for a in actions if 'package' not in a.kwargs}
+    assert set(arguments) == {'namespace', 'image_topic', 'config'}
+    config_path = arguments['config']['default_value'].args[0]
+    assert config_path[0].args == (PACKAGE,) and config_path[1:] == ['config', 'default.yaml']
+    nodes = [a.kwargs for a in actions if 'package' in a.kwargs]
+    assert {n['executable'] for n in nodes} == {'image_source', 'infer_node'}
+    assert {n['executable'] for n in nodes} <= console_scripts()
+    for node in nodes:
+        assert node['package'] == PACKAGE and node['name'] == node['executable']
+        [remap] = node['remappings']
+        assert remap[0] == 'image_raw' and remap[1].args == ('image_topic',)
+
+
+def test_default_config_names_declared_parameters():
+    from hobot_npu_infer.ros import image_source, infer_node
+    with open(os.path.join(REPO, 'config', 'default.yaml')) as f:
+        config = yaml.safe_load(f)
+    for key, module in (('/**/infer_node', infer_node), ('/**/image_source', image_source)):
+        declared = {p.name for p in module.PARAMETERS}
+        given = set(config[key]['ros__parameters'])
+        assert given <= declared, given - declared
