@@ -4,6 +4,7 @@ bad input on one topic while another keeps working, parameters at runtime."""
 import json
 import re
 
+import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -12,6 +13,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from hobot_npu_infer.core.health import STAGES, SUMMARY_FIELDS, stage_key
+from hobot_npu_infer.core.sample_images import load_sample
+from hobot_npu_infer.ros.image_conversion import image_to_array
 from hobot_npu_infer.ros.diagnostics import level_of
 from hobot_npu_infer.ros.qos import image_qos
 
@@ -26,20 +29,22 @@ def system(tmp_path_factory):
     logs = tmp_path_factory.mktemp('logs')
     node = RosProcess('infer_node', {
         'inputs': [CAM, BAD], 'compressed_inputs': [COMP], 'detections_format': 'json',
-        'qos_reliability': ['reliable'], 'qos_depth': [2], 'stale_timeout_s': 30.0},
+        'qos_reliability': ['reliable'], 'qos_depth': [2], 'stale_timeout_s': 30.0,
+        'publish_debug_image': True},
         log_path=str(logs / 'infer_node.log'))
     raw = RosProcess('image_source', {'images': ['astronaut'], 'topics': [CAM], 'rate_hz': 5.0,
-                                      'qos_reliability': ['reliable']},
+                                      'qos_reliability': 'reliable'},
                      log_path=str(logs / 'raw.log'))
     jpeg = RosProcess('image_source', {'images': ['astronaut'], 'topics': [COMP],
                                        'rate_hz': 5.0, 'encoding': 'jpeg',
-                                       'qos_reliability': ['reliable'],
+                                       'qos_reliability': 'reliable',
                                        'frame_ids': ['jpeg_camera']},
                       log_path=str(logs / 'jpeg.log'))
     listener = Listener('itest_listener')
     for topic in (CAM, COMP, BAD):
         listener.subscribe(String, f'{topic}/detections')
     listener.subscribe(Image, CAM, qos=image_qos('reliable', 10))
+    listener.subscribe(Image, f'{CAM}/debug_image')
     listener.subscribe(DiagnosticArray, '/diagnostics')
     yield listener, node
     listener.close()
@@ -70,6 +75,22 @@ def test_astronaut_face_with_the_source_stamp_and_frame_id(system):
         assert face['class_name'] == 'face' and face['score'] > 0.8
         assert all(abs(g - w) <= 10 for g, w in zip(face['box'], ASTRONAUT_FACE))
         assert len(face['keypoints']) == 5
+
+
+def test_debug_image_has_the_boxes_drawn(system):
+    listener, node = system
+    debug = f'{CAM}/debug_image'
+    assert listener.wait_for(lambda: len(listener.received(debug)) >= 1), node.output()
+    msg = listener.received(debug)[-1]
+    assert msg.header.frame_id == 'camera' and (msg.width, msg.height) == (512, 512)
+    drawn, _ = image_to_array(msg)
+    original = load_sample('astronaut')
+    changed = np.any(drawn != original, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 100  # a box was drawn ...
+    x1, y1, x2, y2 = ASTRONAUT_FACE  # ... around the face, and nothing far from it
+    assert xs.min() >= x1 - 15 and xs.max() <= x2 + 40  # the label may run past the box
+    assert ys.min() >= y1 - 30 and ys.max() <= y2 + 15
 
 
 def newest_status(listener, name_part):

@@ -15,8 +15,8 @@ from ..core.image_sequences import frames
 from ..core.pipeline import parse_size
 from .image_conversion import SUPPORTED_ENCODINGS, array_to_compressed_msg, array_to_image_msg
 from .node_main import run_node
-from .parameters import (InvalidParameter, boolean, declare, each_one_of, integer, number,
-                         one_of, size_text, string, strings)
+from .parameters import (InvalidParameter, boolean, declare, integer, number, one_of,
+                         size_text, string, strings)
 from .qos import RELIABILITY, image_qos
 
 COMPRESSED = ('jpeg', 'png')
@@ -29,8 +29,8 @@ PARAMETERS = [
     string('size', '', 'resize frames to WxH (empty: as they are)', check=size_text),
     string('encoding', 'bgr8', 'Image encoding, or jpeg/png for CompressedImage',
            check=one_of(SUPPORTED_ENCODINGS + COMPRESSED)),
-    strings('qos_reliability', ['best_effort'], 'best_effort or reliable',
-            check=each_one_of(tuple(RELIABILITY))),
+    string('qos_reliability', 'best_effort', 'best_effort or reliable',
+           check=one_of(tuple(RELIABILITY))),
     integer('qos_depth', 1, 'publisher queue depth', 1, 100),
     boolean('loop', True, 'start again at the end of a directory or video'),
     integer('max_frames', 0, 'stop publishing after this many frames per topic (0: never)',
@@ -52,7 +52,7 @@ class ImageSource(Node):
         size = parse_size(p['size']) if p['size'] else None
         self.encoding = p['encoding']
         self.compressed = self.encoding in COMPRESSED
-        qos = image_qos(p['qos_reliability'][0], p['qos_depth'])
+        qos = image_qos(p['qos_reliability'], p['qos_depth'])
         msg_type = CompressedImage if self.compressed else Image
         self.streams = []
         for i, topic in enumerate(topics):
