@@ -105,8 +105,8 @@ def _sensor_qos():
 def summary(detections: Dict[str, list], diagnostics) -> str:
     """One row per topic; latency is arrival here minus the camera's stamp (DDS included)."""
     from .ros.detection_msgs import detections_from_message, stamp_of
-    lines = ['topic | frames in | detection msgs out | faces found | e2e p50 ms | e2e p99 ms',
-             '--- | --- | --- | --- | --- | ---']
+    lines = ['topic | frames in | detections out | received here | faces found | e2e p50 ms | '
+             'e2e p99 ms', '--- | --- | --- | --- | --- | --- | ---']
     for output, records in detections.items():
         source = output[:-len('/detections')]
         values = diagnostics_values(diagnostics, f'input {source}')
@@ -116,7 +116,8 @@ def summary(detections: Dict[str, list], diagnostics) -> str:
             sec, nanosec = stamp_of(msg)
             ages.append((arrived - sec - nanosec * 1e-9) * 1e3)
         stats = summarize(ages)
-        lines.append(f'{source} | {values.get("frames_in", "?")} | {len(records)} | {faces} | '
+        lines.append(f'{source} | {values.get("frames_in", "?")} | '
+                     f'{values.get("frames_out", "?")} | {len(records)} | {faces} | '
                      f'{stats.p50:.1f} | {stats.p99:.1f}')
     return '\n'.join(lines)
 

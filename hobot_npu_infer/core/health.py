@@ -124,10 +124,11 @@ class SourceStats:
         if thresholds.latency_budget_ms > 0 and e2e_p99 > thresholds.latency_budget_ms:
             warnings.append(f'e2e p99 {e2e_p99:.1f} ms over budget '
                             f'{thresholds.latency_budget_ms:.1f} ms')
-        recent = self.recent_errors.rate_hz(now) * self.recent_errors.window_s
+        recent = self.recent_errors.count(now)
         if recent > 0:
-            causes = ', '.join(sorted(self.conversion_errors))
-            warnings.append(f'{round(recent)} bad frame(s) recently ({causes})')
+            with self._lock:
+                causes = ', '.join(sorted(self.conversion_errors))
+            warnings.append(f'{recent} bad frame(s) recently ({causes})')
         if warnings:
             return Level.WARN, '; '.join(warnings)
         return Level.OK, f'{rate_out:.1f} Hz out, e2e p50 {e2e_p50:.1f} ms'

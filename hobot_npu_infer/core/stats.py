@@ -67,22 +67,36 @@ class RateMeter:
         self.window_s = window_s
         self._clock = clock
         self._events: Deque[float] = deque()
+        self._last: Optional[float] = None  # kept after the event has left the window
         self._started = clock()
         self._lock = threading.Lock()
 
     def tick(self, now: Optional[float] = None) -> None:
         with self._lock:
-            self._events.append(self._clock() if now is None else now)
+            now = self._clock() if now is None else now
+            self._events.append(now)
+            self._last = now if self._last is None else max(self._last, now)
+
+    def count(self, now: Optional[float] = None) -> int:
+        """How many events the last ``window_s`` seconds hold."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self._expire(now)
+            return len(self._events)
 
     def rate_hz(self, now: Optional[float] = None) -> float:
         now = self._clock() if now is None else now
         with self._lock:
-            horizon = now - self.window_s
-            while self._events and self._events[0] < horizon:
-                self._events.popleft()
+            self._expire(now)
             span = min(self.window_s, now - self._started)
             return len(self._events) / span if span > 0 else 0.0
 
     def last_event(self) -> Optional[float]:
+        """Time of the latest event ever ticked, even one older than the window."""
         with self._lock:
-            return self._events[-1] if self._events else None
+            return self._last
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.window_s
+        while self._events and self._events[0] < horizon:
+            self._events.popleft()

@@ -123,16 +123,16 @@ class StreamRunner:
             self._handoff = item
             self._cond.notify_all()
 
-    def _freshen(self, item: _Prepared) -> Optional[_Prepared]:
+    def _freshen(self, item: _Prepared, newer: List[Optional[Frame]]) -> Optional[_Prepared]:
         """Swap each frame whose source sent a newer one while it waited; the old one is dropped."""
-        frames, replaced = [], False
-        for frame in item.frames:
-            newer = self.slots.take_source(frame.source)
-            if newer is not None:
+        if all(frame is None for frame in newer):
+            return item
+        frames = []
+        for frame, new in zip(item.frames, newer):
+            if new is not None:
                 self.source_stats[frame.source].on_dropped()
-                replaced = True
-            frames.append(newer or frame)
-        return self._prepare(frames) if replaced else item
+            frames.append(frame if new is None else new)
+        return self._prepare(frames)
 
     def _infer_once(self) -> None:
         with self._cond:
@@ -140,8 +140,11 @@ class StreamRunner:
                                        timeout=0.2) or self._handoff is None:
                 return
             item, self._handoff = self._handoff, None
+            # Take the newer frames before the prepare thread may run again: else it could take
+            # them first, and this stale item would be run instead of being dropped.
+            newer = [self.slots.take_source(frame.source) for frame in item.frames]
             self._cond.notify_all()
-        item = self._freshen(item)
+        item = self._freshen(item, newer)
         if item is None:
             return
         batch = item.batch
