@@ -33,8 +33,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--input-size', type=size_argument, default=(640, 480), metavar='WxH')
     parser.add_argument('--image', default='astronaut',
                         help='sample photo name or image file fed to the pipeline')
-    parser.add_argument('--seconds', type=float, default=4.0,
-                        help='measuring time per batch size (default 4)')
+    parser.add_argument('--seconds', type=float, default=None,
+                        help='measuring time per batch size (default 4); with --node, per side '
+                        '(default 30)')
     parser.add_argument('--min-runs', type=int, default=10, help='runs per batch size at least')
     parser.add_argument('--json', metavar='OUT', default='', help='write the results as JSON')
     parser.add_argument('--node', action='store_true',
@@ -104,6 +105,10 @@ def machine() -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.seconds is None:
+        args.seconds = 30.0 if args.node else 4.0
+    if args.seconds <= 0:
+        raise ConfigError(f'--seconds must be positive, got {args.seconds}')
     batches = parse_batches(args.batch)
     pipeline = DetectionPipeline.from_config(pipeline_config(args, args.input_size))
     fixed = pipeline.model.batch.fixed_size

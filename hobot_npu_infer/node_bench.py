@@ -2,8 +2,10 @@
 
 raw: the backend alone on a prepared tensor, one run after another (latency and fps).
 node: image_source -> infer_node -> a subscriber, across three processes and DDS. Latency is
-measured with the camera below the model's capacity (arrival at the subscriber minus the
-camera's stamp); fps with the camera well above it (saturation: detections per second out).
+measured with the camera at half the raw fps (arrival at the subscriber minus the camera's
+stamp); fps with the camera at 1.25x the raw fps (saturation: detections per second out).
+Raw and node phases alternate over several rounds and are pooled, so slow drifts of a shared
+machine's speed hit both sides alike.
 """
 
 import os
@@ -11,13 +13,15 @@ import time
 from typing import Dict, List
 
 from .core.errors import InferError
+from .core.health import STAGES
 from .core.pipeline import DetectionPipeline
 from .core.sample_images import load_image_or_sample
 from .core.stats import summarize
 
+ROUNDS = 3
 
-def raw_backend(pipeline: DetectionPipeline, image, seconds: float) -> Dict[str, float]:
-    prepared = pipeline.prepare([image])
+
+def raw_runs(pipeline: DetectionPipeline, prepared, seconds: float) -> List[float]:
     for _ in range(3):
         pipeline.infer(prepared)
     times: List[float] = []
@@ -26,86 +30,122 @@ def raw_backend(pipeline: DetectionPipeline, image, seconds: float) -> Dict[str,
         start = time.perf_counter()
         pipeline.infer(prepared)
         times.append((time.perf_counter() - start) * 1e3)
-    s = summarize(times)
+    return times
+
+
+def latency_row(times_ms: List[float], fps: float = 0.0) -> Dict[str, float]:
+    s = summarize(times_ms)
     return {'latency_ms_p50': round(s.p50, 2), 'latency_ms_p99': round(s.p99, 2),
-            'fps': round(1e3 / s.mean, 2)}
+            'fps': round(fps or 1e3 / s.mean, 2)}
 
 
-def _camera_phase(listener, topic: str, output: str, image: str, size: str, rate: float,
-                  seconds: float, logs: str, name: str):
-    from .ros.processes import RosProcess
-    camera = RosProcess('image_source', {'images': [image], 'topics': [topic], 'rate_hz': rate,
-                                         'size': size},
-                        log_path=os.path.join(logs, f'{name}.log'))
-    try:
-        # warm-up: until detections flow, then a moment more for the queue to settle
-        if not listener.wait_for(lambda: len(listener.received(output)) > 0, timeout=60):
-            raise InferError(f'no detections during the {name} phase; see {logs}')
-        time.sleep(1.0)
-        start = time.time()
-        time.sleep(seconds)
-        end = time.time()
-    finally:
-        camera.stop()
-    return [(t, m) for t, m in listener.received_with_times(output) if start <= t < end], \
+class CameraPhase:
+    """image_source streaming at ``rate`` for the duration of a ``with`` block."""
+
+    def __init__(self, topic: str, image: str, size: str, rate: float, log: str):
+        from .ros.processes import RosProcess
+        self.camera = RosProcess('image_source', {'images': [image], 'topics': [topic],
+                                                  'rate_hz': rate, 'size': size}, log_path=log)
+
+    def __enter__(self) -> 'CameraPhase':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.camera.stop()
+
+
+def measure_window(listener, topic: str, seconds: float, what: str, logs: str):
+    """Messages of ``topic`` that arrive during ``seconds`` after they started flowing."""
+    if not listener.wait_for(lambda: len(listener.received(topic)) > 0, timeout=60):
+        raise InferError(f'nothing arrived on {topic} while measuring {what}; see {logs}')
+    time.sleep(1.0)  # let queues settle
+    start = time.time()
+    time.sleep(seconds)
+    end = time.time()
+    return [(t, m) for t, m in listener.received_with_times(topic) if start <= t < end], \
         end - start
+
+
+def stage_p50s(arrays, topic: str) -> Dict[str, float]:
+    """p50 of each stage from the node's newest diagnostics of ``topic``."""
+    for array in reversed(arrays):
+        for status in array.status:
+            if status.name.endswith(f'input {topic}'):
+                values = {kv.key: kv.value for kv in status.values}
+                return {stage: float(values[f'{stage}.p50_ms']) for stage in STAGES}
+    return {}
 
 
 def node_benchmark(args, pipeline: DetectionPipeline) -> Dict[str, Dict[str, float]]:
     from .ros.ros_env import loopback_environment
     loopback_environment()
+    import cv2
+    from diagnostic_msgs.msg import DiagnosticArray
     from .ros import detection_msgs
     from .ros.listener import Listener
     from .ros.processes import RosProcess
 
     w, h = args.input_size
     size = f'{w}x{h}'
-    image = load_image_or_sample(args.image)
-    import cv2
-    raw = raw_backend(pipeline, cv2.resize(image, (w, h)), args.seconds)
+    prepared = pipeline.prepare([cv2.resize(load_image_or_sample(args.image), (w, h))])
     logs = os.path.join('out', 'bench-node')
     os.makedirs(logs, exist_ok=True)
+    phase_s = args.seconds / ROUNDS
+    raw_times = raw_runs(pipeline, prepared, phase_s)
+    raw_fps = 1e3 / summarize(raw_times).mean
+    latency_rate = max(1.0, raw_fps / 2)
+    saturating_rate = min(200.0, raw_fps * 1.25)
+    fmt = detection_msgs.resolve_format('auto')
     topic = '/bench/image_raw'
     output = f'{topic}/detections'
-    fmt = detection_msgs.resolve_format('auto')
+    listener = Listener('bench_listener')
+    listener.subscribe(detection_msgs.message_type(fmt), output, qos=100)
+    listener.subscribe(DiagnosticArray, '/diagnostics', keep=3)
     node = RosProcess('infer_node', {'inputs': [topic], 'input_size': size,
                                      'model': args.model, 'threads': args.threads},
                       log_path=os.path.join(logs, 'infer_node.log'))
-    listener = Listener('bench_listener')
-    listener.subscribe(detection_msgs.message_type(fmt), output, qos=100)
+    ages: List[float] = []
+    delivered, span = 0, 0.0
     try:
-        latency_rate = max(1.0, raw['fps'] / 2)
-        records, _ = _camera_phase(listener, topic, output, args.image, size, latency_rate,
-                                   args.seconds, logs, 'latency')
-        ages = [(t - sec - nsec * 1e-9) * 1e3 for t, m in records
-                for sec, nsec in [detection_msgs.stamp_of(m)]]
-        saturating_rate = min(200.0, raw['fps'] * 2)
-        saturated, span = _camera_phase(listener, topic, output, args.image, size,
-                                        saturating_rate, args.seconds, logs, 'saturation')
+        for round_ in range(ROUNDS):
+            if round_:
+                raw_times += raw_runs(pipeline, prepared, phase_s)
+            with CameraPhase(topic, args.image, size, latency_rate,
+                             os.path.join(logs, 'camera-latency.log')):
+                records, _ = measure_window(listener, output, phase_s, 'node latency', logs)
+                latency_stages = stage_p50s(listener.received('/diagnostics'), topic)
+            ages += [(t - sec - nsec * 1e-9) * 1e3 for t, m in records
+                     for sec, nsec in [detection_msgs.stamp_of(m)]]
+            with CameraPhase(topic, args.image, size, saturating_rate,
+                             os.path.join(logs, 'camera-saturation.log')):
+                saturated, seconds = measure_window(listener, output, phase_s, 'node fps', logs)
+                stages = stage_p50s(listener.received('/diagnostics'), topic)
+            delivered, span = delivered + len(saturated), span + seconds
     finally:
-        listener.close()
         node.stop()
-    lat = summarize(ages)
-    result = {'raw': raw,
-              'node': {'latency_ms_p50': round(lat.p50, 2), 'latency_ms_p99': round(lat.p99, 2),
-                       'fps': round(len(saturated) / span, 2)},
-              'settings': {'model': args.model, 'input_size': size,
-                           'latency_camera_hz': round(latency_rate, 2),
+        listener.close()
+    result = {'raw': latency_row(raw_times),
+              'node': latency_row(ages, delivered / span),
+              'node_stage_p50_ms': {'latency_phase': latency_stages, 'saturation': stages},
+              'settings': {'model': args.model, 'input_size': size, 'threads': args.threads,
+                           'rounds': ROUNDS, 'latency_camera_hz': round(latency_rate, 2),
                            'saturation_camera_hz': round(saturating_rate, 2),
                            'detections_format': fmt}}
+    node_row, raw_row = result['node'], result['raw']
     result['node_vs_raw'] = {
-        'latency_p50_added_ms': round(lat.p50 - raw['latency_ms_p50'], 2),
-        'fps_ratio': round(result['node']['fps'] / raw['fps'], 3)}
+        'latency_p50_added_ms': round(node_row['latency_ms_p50'] - raw_row['latency_ms_p50'], 2),
+        'fps_ratio': round(node_row['fps'] / raw_row['fps'], 3)}
     return result
 
 
 def format_node_table(result) -> str:
     raw, node = result['raw'], result['node']
+    ratios = result['node_vs_raw']
     return '\n'.join([
         ' | latency_ms_p50 | latency_ms_p99 | fps',
         '--- | --- | --- | ---',
         f'raw backend | {raw["latency_ms_p50"]} | {raw["latency_ms_p99"]} | {raw["fps"]}',
         f'node (camera -> detections) | {node["latency_ms_p50"]} | {node["latency_ms_p99"]} | '
         f'{node["fps"]}',
-        f'node - raw: p50 +{result["node_vs_raw"]["latency_p50_added_ms"]} ms, fps ratio '
-        f'{result["node_vs_raw"]["fps_ratio"]}'])
+        f'node - raw: p50 {ratios["latency_p50_added_ms"]:+} ms; fps ratio '
+        f'{ratios["fps_ratio"]}'])

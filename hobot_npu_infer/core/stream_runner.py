@@ -2,7 +2,10 @@
 
 The prepare thread converts and pre-processes the next frames while the infer thread runs the
 backend (which releases the GIL), so receiving never waits for the model and the model rarely
-waits for Python. A prepared frame whose source delivered a newer one meanwhile is dropped as
+waits for Python. While the backend is busy, the prepare thread takes the next frames just in
+time (the expected end of the run less the expected pre-processing time), so what it prepares
+is the newest frame when the backend frees up, and no work is spent on frames that would be
+superseded. A prepared frame whose source delivered a newer one meanwhile is still dropped as
 stale rather than run, so output never lags behind a backlog.
 """
 
@@ -21,6 +24,19 @@ from .pipeline import DetectionPipeline
 from .preprocess import PreparedBatch
 
 Converter = Callable[[object], Tuple[np.ndarray, str]]
+JIT_MARGIN_S = 0.002  # slack for the thread to wake up and take the frames
+
+
+class MovingAverage:
+    """Exponentially weighted mean of recent durations (seconds)."""
+
+    def __init__(self, weight: float = 0.2):
+        self.weight = weight
+        self.value = 0.0
+
+    def add(self, sample: float) -> None:
+        self.value = sample if self.value == 0.0 else \
+            self.value + self.weight * (sample - self.value)
 
 
 @dataclass
@@ -58,6 +74,9 @@ class StreamRunner:
         self.model_stats = model_stats
         self.max_batch = pipeline.model.batch.fixed_size or max_batch
         self._handoff: Optional[_Prepared] = None
+        self._busy_since: Optional[float] = None  # when the running backend call started
+        self._infer_s = MovingAverage()
+        self._prepare_s = MovingAverage()
         self._cond = threading.Condition()
         self._running = False
         self._threads: List[threading.Thread] = []
@@ -110,11 +129,24 @@ class StreamRunner:
             for frame in kept:
                 self.on_bad_frame(frame, exc)
             return None
-        return _Prepared(kept, images, batch, started, time.monotonic())
+        ready = time.monotonic()
+        self._prepare_s.add(ready - started)
+        return _Prepared(kept, images, batch, started, ready)
+
+    def _start_delay(self) -> float:
+        """Seconds to wait before taking frames so they are ready just as the backend frees up."""
+        if self._busy_since is None:
+            return 0.0
+        return self._busy_since + self._infer_s.value - self._prepare_s.value - JIT_MARGIN_S \
+            - time.monotonic()
 
     def _prepare_once(self) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self._handoff is None or not self._running)
+            delay = self._start_delay()
+            if delay > 0:  # cut short when the run ends early
+                self._cond.wait_for(lambda: self._busy_since is None or not self._running,
+                                    timeout=delay)
         frames = self.slots.take(self.max_batch, timeout=0.2)
         item = self._prepare(frames) if frames else None
         if item is None:
@@ -149,6 +181,8 @@ class StreamRunner:
             return
         batch = item.batch
         t0 = time.monotonic()
+        with self._cond:
+            self._busy_since = t0
         try:
             outputs = self.pipeline.infer(batch)
             t1 = time.monotonic()
@@ -157,7 +191,12 @@ class StreamRunner:
             self.model_stats.on_error(f'{type(exc).__name__}: {str(exc).splitlines()[0][:200]}'
                                       if str(exc) else type(exc).__name__)
             return
+        finally:
+            with self._cond:
+                self._busy_since = None
+                self._cond.notify_all()
         t2 = time.monotonic()
+        self._infer_s.add(t2 - t0)
         self.model_stats.on_run((t1 - t0) * 1e3)
         prep_ms = (item.ready - item.started) * 1e3
         for frame, (image, order), found in zip(item.frames, item.images, detections):

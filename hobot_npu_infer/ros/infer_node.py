@@ -207,7 +207,7 @@ class InferNode(Node):
 
 
 def main(args=None):
-    raise SystemExit(run_node(InferNode, args))
+    raise SystemExit(run_node(InferNode, args, threads=1))
 
 
 if __name__ == '__main__':
