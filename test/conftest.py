@@ -14,6 +14,15 @@ if _worker.startswith('gw'):
     os.environ['ROS_DOMAIN_ID'] = str((int(os.environ['ROS_DOMAIN_ID']) + int(_worker[2:]) + 1)
                                       % 200 + 1)
 
+# Prepended to `python -c` code: makes ROS unimportable, to prove a module works without it.
+BLOCK_ROS = (
+    'import sys\n'
+    'class Block:\n'
+    '    def find_spec(self, name, path=None, target=None):\n'
+    '        if name.split(".")[0] in ("rclpy", "sensor_msgs", "std_msgs"):\n'
+    '            raise ImportError("ROS is blocked in this test")\n'
+    'sys.meta_path.insert(0, Block())\n')
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

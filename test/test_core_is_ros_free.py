@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import BLOCK_ROS, REPO
 
 CORE = os.path.join(REPO, 'hobot_npu_infer', 'core')
 
@@ -33,13 +33,7 @@ def test_no_module_in_the_core_imports_ros():
 
 
 def test_core_runs_with_rclpy_unimportable(photos):
-    code = (
-        'import sys\n'
-        'class Block:\n'
-        '    def find_spec(self, name, path=None, target=None):\n'
-        '        if name.split(".")[0] in ("rclpy", "sensor_msgs", "std_msgs"):\n'
-        '            raise ImportError("ROS is blocked in this test")\n'
-        'sys.meta_path.insert(0, Block())\n'
+    code = BLOCK_ROS + (
         'from hobot_npu_infer import detect\n'
         f'sys.exit(detect.main([{photos["astronaut"]!r}, "--json"]))\n')
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from conftest import REPO
+from conftest import BLOCK_ROS, REPO
 from hobot_npu_infer.core.errors import ImageError, InferError
 from hobot_npu_infer.ros import image_conversion as ic
 from hobot_npu_infer.ros.image_conversion import (
@@ -633,13 +633,7 @@ def test_module_imports_only_numpy_opencv_and_message_types():
 
 
 def test_readers_work_with_ros_unimportable():
-    code = (
-        'import sys\n'
-        'class Block:\n'
-        '    def find_spec(self, name, path=None, target=None):\n'
-        '        if name.split(".")[0] in ("rclpy", "sensor_msgs", "std_msgs"):\n'
-        '            raise ImportError("ROS is blocked in this test")\n'
-        'sys.meta_path.insert(0, Block())\n'
+    code = BLOCK_ROS + (
         'from types import SimpleNamespace\n'
         'from hobot_npu_infer.ros.image_conversion import image_to_array, array_to_image_msg\n'
         'msg = SimpleNamespace(data=b"")\n'

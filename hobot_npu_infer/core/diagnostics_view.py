@@ -11,7 +11,7 @@ ROS-free: it takes plain data (name, level, message, values), so a ``StatusRepor
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .health import STAGES, SUMMARY_FIELDS, Level, stage_key
@@ -97,6 +97,13 @@ def latency_of(values: Dict[str, str], stage: str) -> Dict[str, Number]:
             for stat in SUMMARY_FIELDS}
 
 
+def _row_json(row) -> Dict[str, Any]:
+    """A row as plain JSON data (nested dicts copied), its age rounded to milliseconds."""
+    data = asdict(row)
+    data['age_s'] = round(row.age_s, 3)
+    return data
+
+
 @dataclass
 class InputRow:
     node: str
@@ -132,15 +139,7 @@ class InputRow:
                    latency_ms={s: latency_of(v, s) for s in STAGES},
                    age_s=age_s, name=entry.name)
 
-    def to_json(self) -> Dict[str, Any]:
-        return {'node': self.node, 'input': self.input, 'level': self.level,
-                'message': self.message, 'input_rate_hz': self.input_rate_hz,
-                'output_rate_hz': self.output_rate_hz, 'frames_in': self.frames_in,
-                'frames_out': self.frames_out, 'dropped_stale': self.dropped_stale,
-                'conversion_errors': self.conversion_errors,
-                'conversion_errors_by_cause': dict(self.conversion_errors_by_cause),
-                'latency_ms': {s: dict(st) for s, st in self.latency_ms.items()},
-                'age_s': round(self.age_s, 3), 'name': self.name}
+    to_json = _row_json
 
 
 @dataclass
@@ -170,13 +169,7 @@ class ModelRow:
                    latency_ms={'inference': latency_of(v, 'inference')},
                    age_s=age_s, name=entry.name)
 
-    def to_json(self) -> Dict[str, Any]:
-        return {'node': self.node, 'model': self.model, 'level': self.level,
-                'message': self.message, 'runs': self.runs,
-                'backend_errors': self.backend_errors, 'backend': self.backend,
-                'batch': self.batch, 'last_error': self.last_error,
-                'latency_ms': {s: dict(st) for s, st in self.latency_ms.items()},
-                'age_s': round(self.age_s, 3), 'name': self.name}
+    to_json = _row_json
 
 
 @dataclass
@@ -187,9 +180,7 @@ class OtherRow:
     values: Dict[str, str]
     age_s: float
 
-    def to_json(self) -> Dict[str, Any]:
-        return {'name': self.name, 'level': self.level, 'message': self.message,
-                'values': dict(self.values), 'age_s': round(self.age_s, 3)}
+    to_json = _row_json
 
 
 Row = Union[InputRow, ModelRow, OtherRow]

@@ -46,6 +46,7 @@ from rclpy.utilities import remove_ros_args  # noqa: E402
 
 from ..core.diagnostics_view import DiagnosticsSnapshot, StatusEntry, render_table  # noqa: E402
 from .diagnostics import level_of  # noqa: E402
+from .node_main import shut_down  # noqa: E402
 
 TOPIC = '/diagnostics'
 CLEAR = '\x1b[H\x1b[2J'
@@ -199,10 +200,7 @@ def monitor(options, ros_args: List[str]) -> int:
         except OSError:
             pass
     finally:
-        executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        shut_down(executor, node)
     return 0
 
 

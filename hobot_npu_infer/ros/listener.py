@@ -11,6 +11,8 @@ from typing import Callable, Dict, List, Tuple
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
+from .node_main import shut_down
+
 
 class Listener:
     def __init__(self, name: str = 'listener'):
@@ -66,9 +68,7 @@ class Listener:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        shut_down(self.executor, self.node, self.context)
 
     def __enter__(self) -> 'Listener':
         return self

@@ -33,8 +33,13 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        shut_down(executor, node)
     return 0
+
+
+def shut_down(executor, node: Optional[Node], context=None) -> None:
+    """Executor first, then the node, then rclpy: the order that leaves nothing spinning."""
+    executor.shutdown()
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown(context=context)
