@@ -30,13 +30,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help='inference threads (0: one per core)')
 
 
-def pipeline_config(args: argparse.Namespace, input_size=None) -> PipelineConfig:
+def pipeline_config(args: argparse.Namespace, input_size=None,
+                    num_runtimes: int = 1) -> PipelineConfig:
     return PipelineConfig(
         model=args.model, model_name=args.model_name, backend=args.backend,
         backend_options={'intra_op_threads': args.threads} if args.backend == 'onnxruntime'
         else {},
         decoder=args.decoder, labels_file=args.labels, score_threshold=args.score_threshold,
-        input_size=input_size)
+        input_size=input_size, num_runtimes=num_runtimes)
 
 
 def run(main: Callable[[Optional[List[str]]], int], argv: Optional[List[str]] = None) -> None:

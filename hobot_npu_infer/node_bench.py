@@ -138,7 +138,81 @@ def node_benchmark(args, pipeline: DetectionPipeline) -> Dict[str, Dict[str, flo
     return result
 
 
+def multi_source_benchmark(args) -> Dict[str, object]:
+    """``--sources`` cameras at ``--rate`` into one node, run unbatched (max_batch_size 1) and
+    batched (one frame per camera) in alternating rounds; throughput counts detection messages
+    of all cameras, latency is arrival minus the camera's stamp."""
+    from .ros.ros_env import loopback_environment
+    loopback_environment()
+    from .core.sample_images import SAMPLE_NAMES
+    from .ros import detection_msgs
+    from .ros.listener import Listener
+    from .ros.processes import RosProcess
+
+    w, h = args.input_size
+    topics = [f'/bench/cam{i}/image_raw' for i in range(args.sources)]
+    outputs = [f'{t}/detections' for t in topics]
+    images = [SAMPLE_NAMES[i % len(SAMPLE_NAMES)] for i in range(args.sources)]
+    logs = os.path.join('out', 'bench-node')
+    os.makedirs(logs, exist_ok=True)
+    fmt = detection_msgs.resolve_format('auto')
+    listener = Listener('bench_listener')
+    for output in outputs:
+        listener.subscribe(detection_msgs.message_type(fmt), output, qos=100)
+    modes = {'unbatched': 1, 'batched': args.sources}
+    measured = {mode: {'ages': [], 'messages': 0, 'seconds': 0.0} for mode in modes}
+    camera = RosProcess('image_source', {'images': images, 'topics': topics,
+                                         'rate_hz': args.rate, 'size': f'{w}x{h}'},
+                        log_path=os.path.join(logs, 'cameras.log'))
+    phase_s = args.seconds / ROUNDS
+    try:
+        for _ in range(ROUNDS):
+            for mode, batch in modes.items():
+                node = RosProcess('infer_node', {
+                    'inputs': topics, 'input_size': f'{w}x{h}', 'model': args.model,
+                    'threads': args.threads, 'max_batch_size': batch,
+                    'max_batch_delay_ms': 1e3 / args.rate / 2},
+                    log_path=os.path.join(logs, f'infer_node-{mode}.log'))
+                try:
+                    counts = [len(listener.received(o)) for o in outputs]
+                    if not listener.wait_for(lambda: all(len(listener.received(o)) > c for
+                                                         o, c in zip(outputs, counts)), 60):
+                        raise InferError(f'no detections from the {mode} node; see {logs}')
+                    time.sleep(1.0)
+                    start = time.time()
+                    time.sleep(phase_s)
+                    end = time.time()
+                finally:
+                    node.stop()
+                for output in outputs:
+                    records = [(t, m) for t, m in listener.received_with_times(output)
+                               if start <= t < end]
+                    measured[mode]['messages'] += len(records)
+                    measured[mode]['ages'] += [(t - sec - nsec * 1e-9) * 1e3 for t, m in records
+                                               for sec, nsec in [detection_msgs.stamp_of(m)]]
+                measured[mode]['seconds'] += end - start
+    finally:
+        camera.stop()
+        listener.close()
+    result = {'settings': {'model': args.model, 'input_size': f'{w}x{h}',
+                           'sources': args.sources, 'rate_hz': args.rate,
+                           'offered_fps': args.sources * args.rate, 'rounds': ROUNDS,
+                           'max_batch_delay_ms': round(1e3 / args.rate / 2, 1)}}
+    for mode, data in measured.items():
+        row = latency_row(data['ages'], data['messages'] / data['seconds'])
+        row['max_batch_size'] = modes[mode]
+        result[mode] = row
+    return result
+
+
 def format_node_table(result) -> str:
+    if 'batched' in result:
+        header = [' | max_batch_size | fps (all cameras) | latency_ms_p50 | latency_ms_p99',
+                  '--- | --- | --- | --- | ---']
+        return '\n'.join(header + [
+            f'{mode} | {result[mode]["max_batch_size"]} | {result[mode]["fps"]} | '
+            f'{result[mode]["latency_ms_p50"]} | {result[mode]["latency_ms_p99"]}'
+            for mode in ('unbatched', 'batched')])
     raw, node = result['raw'], result['node']
     ratios = result['node_vs_raw']
     return '\n'.join([

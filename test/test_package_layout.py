@@ -46,8 +46,9 @@ def test_colcon_installs_marker_manifest_launch_and_config(install):
     assert (share / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
     assert (share / PACKAGE / 'package.xml').is_file()
     assert (share / PACKAGE / 'launch' / 'infer.launch.py').is_file()
-    for name in ('default.yaml', 'fastdds_shm.xml'):
+    for name in ('default.yaml', 'multi_camera.yaml', 'fastdds_shm.xml'):
         assert (share / PACKAGE / 'config' / name).is_file()
+    assert (share / PACKAGE / 'launch' / 'multi_camera.launch.py').is_file()
 
 
 def test_installed_executable_runs_and_rejects_bad_parameters(install):
@@ -91,41 +92,65 @@ class Recorder:
         self.args, self.kwargs = args, kwargs
 
 
-def test_launch_file_starts_both_nodes_with_the_installed_config(monkeypatch):
+def run_launch_file(monkeypatch, name):
     """launch and launch_ros are not installable here: the file runs against stand-ins with
     the same names, which is enough to check what it starts and with which arguments."""
     modules = {
         'launch': types.SimpleNamespace(LaunchDescription=Recorder),
         'launch.actions': types.SimpleNamespace(DeclareLaunchArgument=Recorder),
+        'launch.conditions': types.SimpleNamespace(IfCondition=Recorder),
         'launch.substitutions': types.SimpleNamespace(LaunchConfiguration=Recorder,
                                                       PathJoinSubstitution=Recorder),
         'launch_ros.actions': types.SimpleNamespace(Node=Recorder),
         'launch_ros.substitutions': types.SimpleNamespace(FindPackageShare=Recorder),
     }
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
+    for module_name, module in modules.items():
+        monkeypatch.setitem(sys.modules, module_name, module)
     namespace = {}
-    path = os.path.join(REPO, 'launch', 'infer.launch.py')
+    path = os.path.join(REPO, 'launch', name)
     with open(path) as f:
         exec(compile(f.read(), path, 'exec'), namespace)
-    description = namespace['generate_launch_description']()
-    [actions] = description.args
+    [actions] = namespace['generate_launch_description']().args
     arguments = {a.args[0]: a.kwargs for a in actions if 'package' not in a.kwargs}
-    assert set(arguments) == {'namespace', 'image_topic', 'config'}
-    config_path = arguments['config']['default_value'].args[0]
-    assert config_path[0].args == (PACKAGE,) and config_path[1:] == ['config', 'default.yaml']
     nodes = [a.kwargs for a in actions if 'package' in a.kwargs]
+    return arguments, nodes
+
+
+@pytest.mark.parametrize('launch_file, config, arguments_expected', [
+    ('infer.launch.py', 'default.yaml', {'namespace', 'image_topic', 'config'}),
+    ('multi_camera.launch.py', 'multi_camera.yaml', {'namespace', 'use_test_camera', 'config'}),
+])
+def test_launch_files_start_the_nodes_with_the_installed_config(monkeypatch, launch_file, config,
+                                                                arguments_expected):
+    arguments, nodes = run_launch_file(monkeypatch, launch_file)
+    assert set(arguments) == arguments_expected
+    config_path = arguments['config']['default_value'].args[0]
+    assert config_path[0].args == (PACKAGE,) and config_path[1:] == ['config', config]
+    assert os.path.isfile(os.path.join(REPO, 'config', config))
     assert {n['executable'] for n in nodes} == {'image_source', 'infer_node'}
     assert {n['executable'] for n in nodes} <= console_scripts()
     for node in nodes:
         assert node['package'] == PACKAGE and node['name'] == node['executable']
+        assert [p.args for p in node['parameters']] == [('config',)]
+
+
+def test_infer_launch_remaps_the_camera_topic_of_both_nodes(monkeypatch):
+    _, nodes = run_launch_file(monkeypatch, 'infer.launch.py')
+    for node in nodes:
         [remap] = node['remappings']
         assert remap[0] == 'image_raw' and remap[1].args == ('image_topic',)
 
 
-def test_default_config_names_declared_parameters():
+def test_multi_camera_launch_starts_the_test_camera_on_request(monkeypatch):
+    _, nodes = run_launch_file(monkeypatch, 'multi_camera.launch.py')
+    [camera] = [n for n in nodes if n['executable'] == 'image_source']
+    assert camera['condition'].args[0].args == ('use_test_camera',)
+
+
+@pytest.mark.parametrize('config_file', ['default.yaml', 'multi_camera.yaml'])
+def test_config_files_name_declared_parameters(config_file):
     from hobot_npu_infer.ros import image_source, infer_node
-    with open(os.path.join(REPO, 'config', 'default.yaml')) as f:
+    with open(os.path.join(REPO, 'config', config_file)) as f:
         config = yaml.safe_load(f)
     for key, module in (('/**/infer_node', infer_node), ('/**/image_source', image_source)):
         declared = {p.name for p in module.PARAMETERS}

@@ -170,12 +170,13 @@ def make_harness():
     made: List[Harness] = []
 
     def make(sources=('a',), model: Optional[FakeModel] = None, max_batch=1,
-             slots_type=FrameSlots, start=True) -> Harness:
+             slots_type=FrameSlots, start=True, more_runtimes: Tuple[FakeModel, ...] = (),
+             max_batch_delay_s: float = 0.0) -> Harness:
         model = model or FakeModel()
         spec = model.inputs[0]
         pipeline = DetectionPipeline(
             model, Preprocessor(PreprocessConfig(input_size=INPUT, resize='stretch'), spec),
-            create_decoder('yolov8'), ['person', 'car'], 0.5)
+            create_decoder('yolov8'), ['person', 'car'], 0.5, [model, *more_runtimes])
         slots = slots_type(list(sources))
         source_stats = {s: SourceStats(s) for s in sources}
         delivered, bad_frames, internal, converted = Recorder(), Recorder(), Recorder(), Recorder()
@@ -193,7 +194,8 @@ def make_harness():
 
         runner = StreamRunner(pipeline, slots, converting, deliver,
                               lambda frame, error: bad_frames.add((frame, error)),
-                              internal.add, source_stats, model_stats, max_batch=max_batch)
+                              internal.add, source_stats, model_stats, max_batch=max_batch,
+                              max_batch_delay_s=max_batch_delay_s)
         harness = Harness(runner, slots, model, source_stats, model_stats, delivered, bad_frames,
                           internal, converted)
         made.append(harness)

@@ -1,7 +1,7 @@
 """The one detection result type every decoder and every output path shares."""
 
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,15 +34,19 @@ class Detection:
     class_id: int
     class_name: str
     keypoints: Optional[Tuple[Tuple[float, float], ...]] = None
+    attributes: Optional[Dict[str, Any]] = None  # a second stage's output (crop class, embedding)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             'class_id': self.class_id,
             'class_name': self.class_name,
             'score': round(self.score, 5),
             'box': [round(v, 2) for v in self.box],
             'keypoints': [[round(x, 2), round(y, 2)] for x, y in self.keypoints or ()],
         }
+        if self.attributes:
+            out['attributes'] = dict(self.attributes)
+        return out
 
 
 def class_name(class_names: Sequence[str], class_id: int) -> str:

@@ -16,11 +16,17 @@ class Frame:
 
 
 class FrameSlots:
-    """One slot per source; takers get sources round-robin so every camera is served."""
+    """One slot per source; takers get sources round-robin so every camera is served.
+
+    ``take`` forms batches as Triton's dynamic batcher does: it returns as soon as
+    ``max_frames`` sources have a frame waiting, or when the oldest waiting frame has waited
+    ``max_delay_s``, whichever comes first.
+    """
 
     def __init__(self, sources: List[str]):
         self._order = list(sources)
         self._slots: Dict[str, Optional[Frame]] = {s: None for s in sources}
+        self._count = 0
         self._next = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -30,23 +36,39 @@ class FrameSlots:
         with self._cond:
             replaced = self._slots[frame.source] is not None
             self._slots[frame.source] = frame
-            self._cond.notify()
+            if not replaced:
+                self._count += 1
+            self._cond.notify_all()
             return replaced
 
     def take_source(self, source: str) -> Optional[Frame]:
         """The pending frame of ``source``, if one arrived, removing it from its slot."""
         with self._cond:
             frame, self._slots[source] = self._slots[source], None
+            if frame is not None:
+                self._count -= 1
             return frame
 
-    def take(self, max_frames: int = 1, timeout: Optional[float] = None) -> List[Frame]:
-        """Up to ``max_frames`` frames of distinct sources, waiting until one is there.
+    def pending(self) -> int:
+        with self._cond:
+            return self._count
+
+    def take(self, max_frames: int = 1, timeout: Optional[float] = None,
+             max_delay_s: float = 0.0) -> List[Frame]:
+        """Up to ``max_frames`` frames of distinct sources, waiting until one is there, then up
+        to ``max_delay_s`` after the oldest one's arrival for the batch to fill.
 
         Returns an empty list on timeout or once closed.
         """
         with self._cond:
-            if not self._cond.wait_for(lambda: self._closed or self._pending(), timeout):
+            if not self._cond.wait_for(lambda: self._closed or self._count, timeout) \
+                    or self._closed:
                 return []
+            if max_frames > 1 and max_delay_s > 0 and self._count < max_frames:
+                oldest = min(f.received for f in self._slots.values() if f is not None)
+                left = oldest + max_delay_s - time.monotonic()
+                if left > 0:
+                    self._cond.wait_for(lambda: self._closed or self._count >= max_frames, left)
             if self._closed:
                 return []
             frames = []
@@ -62,12 +84,10 @@ class FrameSlots:
                         break
             else:
                 self._next = (self._next + 1) % n
+            self._count -= len(frames)
             return frames
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-
-    def _pending(self) -> bool:
-        return any(f is not None for f in self._slots.values())

@@ -135,22 +135,37 @@ class SourceStats:
 
 
 class ModelStats:
-    """Runs and failures of one model; a failure stays current until the next good run."""
+    """Runs, batches and failures of one model; a failure stays current until the next good run.
 
-    def __init__(self, model: str, window_s: float = 10.0, clock: Clock = time.monotonic):
+    A run of ``slots`` batch slots holding ``images`` real images pads ``slots - images``
+    (fixed-batch models); the busy fraction is inference time over wall time and runtimes.
+    """
+
+    def __init__(self, model: str, window_s: float = 10.0, clock: Clock = time.monotonic,
+                 runtimes: int = 1):
         self.model = model
+        self.window_s = window_s
+        self.runtimes = runtimes
         self._clock = clock
+        self._started = clock()
         self.inference = LatencyWindow(window_s, clock=clock)
+        self.batch_sizes = LatencyWindow(window_s, clock=clock)
+        self.batch_slots = LatencyWindow(window_s, clock=clock)
         self._lock = threading.Lock()
         self.runs = 0
+        self.padding_slots = 0
         self.backend_errors = 0
         self.last_error = ''
         self.failing = False
 
-    def on_run(self, inference_ms: float) -> None:
-        self.inference.add(inference_ms)
+    def on_run(self, inference_ms: float, images: int = 1, slots: int = 1) -> None:
+        now = self._clock()
+        self.inference.add(inference_ms, now)
+        self.batch_sizes.add(images, now)
+        self.batch_slots.add(slots, now)
         with self._lock:
             self.runs += 1
+            self.padding_slots += max(0, slots - images)
             self.failing = False
 
     def on_error(self, message: str) -> None:
@@ -164,14 +179,24 @@ class ModelStats:
             return self.last_error if self.failing else None
 
     def report(self, name: str, extra: Optional[Dict[str, str]] = None) -> StatusReport:
-        summary = self.inference.summary()
+        now = self._clock()
+        summary = self.inference.summary(now)
+        sizes, slots = self.batch_sizes.summary(now), self.batch_slots.summary(now)
         with self._lock:
             values = {'model': self.model, 'runs': str(self.runs),
-                      'backend_errors': str(self.backend_errors), 'last_error': self.last_error}
+                      'backend_errors': str(self.backend_errors), 'last_error': self.last_error,
+                      'padding_slots': str(self.padding_slots)}
             failing = self.failing
         for stat in SUMMARY_FIELDS:
             value = getattr(summary, stat)
             values[stage_key('inference', stat)] = str(value) if stat == 'count' else _fmt(value)
+        span = min(self.window_s, now - self._started)
+        busy = summary.count * summary.mean / 1e3 / (span * self.runtimes) if span > 0 else 0.0
+        values.update({
+            'batch_size.mean': _fmt(sizes.mean), 'batch_size.p50': _fmt(sizes.p50),
+            'batch_size.max': _fmt(sizes.max),
+            'batch_fill_ratio': _fmt(sizes.mean / slots.mean if slots.mean else 0.0),
+            'runtimes': str(self.runtimes), 'runtime_busy_fraction': _fmt(min(1.0, busy))})
         values.update(extra or {})
         if failing:
             return StatusReport(name, Level.ERROR, f'backend failing: {values["last_error"]}',

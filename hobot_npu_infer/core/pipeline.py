@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .backends import Model, create_backend
+from .crop_stage import CropConfig, CropStage
 from .decoders import Decoder, create_decoder
 from .detection import Detection, RawDetections, to_detections
 from .errors import ConfigError, OutputLayoutError
@@ -35,6 +36,8 @@ class PipelineConfig:
     labels_file: str = ''
     preprocess: Dict[str, object] = field(default_factory=dict)  # PreprocessConfig overrides
     cache_dir: Optional[str] = None
+    num_runtimes: int = 1  # engine instances run concurrently (one per NPU core, say)
+    crop: Optional[CropConfig] = None  # a second model on the detections' crops
 
 
 def parse_size(text: str) -> Tuple[int, int]:
@@ -70,10 +73,13 @@ class ImageResult:
 
 class DetectionPipeline:
     def __init__(self, model: Model, preprocessor: Preprocessor, decoder: Decoder,
-                 class_names: Sequence[str], score_threshold: float):
+                 class_names: Sequence[str], score_threshold: float,
+                 runtimes: Optional[List[Model]] = None, crop_stage: Optional[CropStage] = None):
         if not 0.0 <= score_threshold <= 1.0:
             raise ConfigError(f'score_threshold must be within [0, 1], got {score_threshold}')
         self.model = model
+        self.runtimes = runtimes or [model]  # runtimes[0] is model
+        self.crop_stage = crop_stage
         self.preprocessor = preprocessor
         self.decoder = decoder
         self.class_names = list(class_names)
@@ -83,8 +89,12 @@ class DetectionPipeline:
     def from_config(cls, config: PipelineConfig) -> 'DetectionPipeline':
         resolved: ResolvedModel = resolve_model(config.model, config.cache_dir)
         profile = resolved.profile
+        if not 1 <= config.num_runtimes <= 64:
+            raise ConfigError(f'num_runtimes must be within 1..64, got {config.num_runtimes}')
         backend = create_backend(config.backend, **config.backend_options)
-        model = select_model(backend.load(resolved.path), config.model_name, resolved.path)
+        runtimes = [select_model(backend.load(resolved.path, runtime), config.model_name,
+                                 resolved.path) for runtime in range(config.num_runtimes)]
+        model = runtimes[0]
         decoder_name = config.decoder or (profile.decoder if profile else '')
         if not decoder_name:
             raise ConfigError(f'model {resolved.path} is not a built-in model: name its decoder '
@@ -104,15 +114,25 @@ class DetectionPipeline:
                    create_decoder(decoder_name, **config.decoder_options),
                    resolve_class_names(config.labels_file, config.class_names,
                                        profile.class_names if profile else ()),
-                   threshold)
+                   threshold, runtimes,
+                   CropStage.load(backend, config.crop, config.num_runtimes)
+                   if config.crop and config.crop.model else None)
 
     def prepare(self, images: Sequence[np.ndarray],
                 channel_orders: Union[str, Sequence[str]] = 'bgr') -> PreparedBatch:
         """Pre-process up to one run's worth of images, padded to a fixed compiled batch."""
         return self.preprocessor.prepare(images, channel_orders, self.model.batch.fixed_size)
 
-    def infer(self, batch: PreparedBatch) -> List[np.ndarray]:
-        return self.model.run([batch.tensor])
+    def infer(self, batch: PreparedBatch, runtime: int = 0) -> List[np.ndarray]:
+        return self.runtimes[runtime].run([batch.tensor])
+
+    def second_stage(self, images: Sequence[Tuple[np.ndarray, str]],
+                     detections: List[List[Detection]], runtime: int = 0
+                     ) -> List[List[Detection]]:
+        """The crop model's output attached to each detection, when one is configured."""
+        if self.crop_stage is None:
+            return detections
+        return self.crop_stage.attach(images, detections, runtime)
 
     def decode(self, outputs: List[np.ndarray], batch: PreparedBatch) -> List[List[Detection]]:
         """Detections per real image of the batch (padding slots skipped), in original pixels."""
@@ -144,7 +164,8 @@ class DetectionPipeline:
             t1 = time.perf_counter()
             outputs = self.infer(batch)
             t2 = time.perf_counter()
-            detections = self.decode(outputs, batch)
+            detections = self.second_stage(list(zip(chunk, orders[start:start + step])),
+                                           self.decode(outputs, batch))
             t3 = time.perf_counter()
             timing['preprocess'] += (t1 - t0) * 1e3
             timing['inference'] += (t2 - t1) * 1e3

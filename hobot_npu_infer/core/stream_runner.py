@@ -1,14 +1,18 @@
 """Live streams through a pipeline: newest frames in, results out, on two threads.
 
-The prepare thread converts and pre-processes the next frames while the infer thread runs the
-backend (which releases the GIL), so receiving never waits for the model and the model rarely
-waits for Python. While the backend is busy, the prepare thread takes the next frames just in
-time (the expected end of the run less the expected pre-processing time), so what it prepares
-is the newest frame when the backend frees up, and no work is spent on frames that would be
-superseded. A prepared frame whose source delivered a newer one meanwhile is still dropped as
-stale rather than run, so output never lags behind a backlog.
+The prepare thread forms batches (up to ``max_batch`` sources, waiting at most
+``max_batch_delay_s`` after the oldest frame arrived), converts and pre-processes them while one
+infer thread per runtime runs the backend (which releases the GIL), so receiving never waits for
+the model and the model rarely waits for Python. While every runtime is busy, the prepare thread
+takes the next frames just in time (the expected end of the earliest run less the expected
+pre-processing time), so what it prepares is the newest frame when a runtime frees up, and no
+work is spent on frames that would be superseded. A prepared frame whose source delivered a
+newer one meanwhile is still dropped as stale rather than run, so output never lags behind a
+backlog; and a result older than one already delivered for its source is dropped too, so each
+source's output stays in order when several runtimes finish out of turn.
 """
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -63,7 +67,7 @@ class StreamRunner:
                  on_bad_frame: Callable[[Frame, InferError], None],
                  on_internal_error: Callable[[str], None],
                  source_stats: Dict[str, SourceStats], model_stats: ModelStats,
-                 max_batch: int = 1):
+                 max_batch: int = 1, max_batch_delay_s: float = 0.0):
         self.pipeline = pipeline
         self.slots = slots
         self.convert = convert
@@ -73,8 +77,11 @@ class StreamRunner:
         self.source_stats = source_stats
         self.model_stats = model_stats
         self.max_batch = pipeline.model.batch.fixed_size or max_batch
+        self.max_batch_delay_s = max_batch_delay_s
         self._handoff: Optional[_Prepared] = None
-        self._busy_since: Optional[float] = None  # when the running backend call started
+        self._busy: Dict[int, float] = {}  # runtime -> when its running backend call started
+        self._newest_delivered: Dict[str, float] = {}  # source -> arrival of its newest result
+        self._deliver_lock = threading.Lock()
         self._infer_s = MovingAverage()
         self._prepare_s = MovingAverage()
         self._cond = threading.Condition()
@@ -83,9 +90,11 @@ class StreamRunner:
 
     def start(self) -> None:
         self._running = True
-        self._threads = [threading.Thread(target=self._guarded, args=(loop,), name=name, daemon=True)
-                         for name, loop in (('prepare', self._prepare_once),
-                                            ('infer', self._infer_once))]
+        loops = [('prepare', self._prepare_once)] + [
+            (f'infer-{i}' if i else 'infer', functools.partial(self._infer_once, i))
+            for i in range(len(self.pipeline.runtimes))]
+        self._threads = [threading.Thread(target=self._guarded, args=(loop,), name=name,
+                                          daemon=True) for name, loop in loops]
         for thread in self._threads:
             thread.start()
 
@@ -134,20 +143,21 @@ class StreamRunner:
         return _Prepared(kept, images, batch, started, ready)
 
     def _start_delay(self) -> float:
-        """Seconds to wait before taking frames so they are ready just as the backend frees up."""
-        if self._busy_since is None:
+        """Seconds to wait before taking frames so they are ready just as a runtime frees up."""
+        if len(self._busy) < len(self.pipeline.runtimes):
             return 0.0
-        return self._busy_since + self._infer_s.value - self._prepare_s.value - JIT_MARGIN_S \
-            - time.monotonic()
+        return min(self._busy.values()) + self._infer_s.value - self._prepare_s.value \
+            - JIT_MARGIN_S - time.monotonic()
 
     def _prepare_once(self) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self._handoff is None or not self._running)
             delay = self._start_delay()
             if delay > 0:  # cut short when the run ends early
-                self._cond.wait_for(lambda: self._busy_since is None or not self._running,
+                runtimes = len(self.pipeline.runtimes)
+                self._cond.wait_for(lambda: len(self._busy) < runtimes or not self._running,
                                     timeout=delay)
-        frames = self.slots.take(self.max_batch, timeout=0.2)
+        frames = self.slots.take(self.max_batch, 0.2, self.max_batch_delay_s)
         item = self._prepare(frames) if frames else None
         if item is None:
             return
@@ -166,7 +176,7 @@ class StreamRunner:
             frames.append(frame if new is None else new)
         return self._prepare(frames)
 
-    def _infer_once(self) -> None:
+    def _infer_once(self, runtime: int) -> None:
         with self._cond:
             if not self._cond.wait_for(lambda: self._handoff is not None or not self._running,
                                        timeout=0.2) or self._handoff is None:
@@ -182,25 +192,31 @@ class StreamRunner:
         batch = item.batch
         t0 = time.monotonic()
         with self._cond:
-            self._busy_since = t0
+            self._busy[runtime] = t0
         try:
-            outputs = self.pipeline.infer(batch)
+            outputs = self.pipeline.infer(batch, runtime)
             t1 = time.monotonic()
             detections = self.pipeline.decode(outputs, batch)
+            detections = self.pipeline.second_stage(item.images, detections, runtime)
         except Exception as exc:  # the backend may raise anything; count it, keep serving
             self.model_stats.on_error(f'{type(exc).__name__}: {str(exc).splitlines()[0][:200]}'
                                       if str(exc) else type(exc).__name__)
             return
         finally:
             with self._cond:
-                self._busy_since = None
+                self._busy.pop(runtime, None)
                 self._cond.notify_all()
         t2 = time.monotonic()
         self._infer_s.add(t2 - t0)
-        self.model_stats.on_run((t1 - t0) * 1e3)
+        self.model_stats.on_run((t1 - t0) * 1e3, len(item.frames), batch.tensor.shape[0])
         prep_ms = (item.ready - item.started) * 1e3
-        for frame, (image, order), found in zip(item.frames, item.images, detections):
-            waited = (item.started - frame.received) + (t0 - item.ready)
-            self.deliver(FrameResult(frame, image, order, found, {
-                'queue_wait': waited * 1e3, 'preprocess': prep_ms,
-                'inference': (t1 - t0) * 1e3, 'postprocess': (t2 - t1) * 1e3}))
+        with self._deliver_lock:
+            for frame, (image, order), found in zip(item.frames, item.images, detections):
+                if frame.received <= self._newest_delivered.get(frame.source, float('-inf')):
+                    self.source_stats[frame.source].on_dropped()  # a newer result went out
+                    continue
+                self._newest_delivered[frame.source] = frame.received
+                waited = (item.started - frame.received) + (t0 - item.ready)
+                self.deliver(FrameResult(frame, image, order, found, {
+                    'queue_wait': waited * 1e3, 'preprocess': prep_ms,
+                    'inference': (t1 - t0) * 1e3, 'postprocess': (t2 - t1) * 1e3}))

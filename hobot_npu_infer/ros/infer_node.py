@@ -11,12 +11,14 @@ import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from ..core.annotate import draw_detections
 from ..core.backends import backend_names
 from ..core.errors import InferError
+from ..core.crop_stage import CropConfig
 from ..core.frame_slots import Frame, FrameSlots
 from ..core.health import HealthThresholds, ModelStats, SourceStats
 from ..core.log_throttle import LogThrottle
@@ -26,8 +28,8 @@ from . import detection_msgs
 from .diagnostics import to_array
 from .image_conversion import array_to_image_msg, compressed_to_array, image_to_array
 from .node_main import run_node
-from .parameters import (InvalidParameter, boolean, declare, each_one_of, integer, integers,
-                         number, one_of, size_text, string, strings)
+from .parameters import (InvalidParameter, ParamSpec, boolean, declare, each_one_of, integer,
+                         integers, number, one_of, size_text, string, strings)
 from .qos import LATCHED, RELIABILITY, image_qos, per_input
 
 
@@ -48,7 +50,26 @@ PARAMETERS = [
     strings('class_names', [], 'class names, when no labels file is given'),
     string('input_size', '', 'model input WxH, e.g. 640x480 (empty: the model\'s own or the '
            'image\'s)', check=size_text),
-    integer('threads', 0, 'inference threads (0: one per core)', 0, 64),
+    integer('threads', 0, 'inference threads per runtime (0: one per core)', 0, 64),
+    integer('max_batch_size', 0, 'frames of distinct inputs run together (0: one per input; '
+            'a fixed-batch model uses its own size and pads)', 0, 64),
+    number('max_batch_delay_ms', 10.0, 'longest wait of the oldest frame for a batch to fill',
+           0.0, 1000.0),
+    integer('num_runtimes', 1, 'engine instances running batches concurrently', 1, 16),
+    string('crop_model', '', 'second-stage model run on the crops of the detections'),
+    string('crop_output', 'class', 'class (argmax and score) or embedding (the vector)',
+           check=one_of(('class', 'embedding'))),
+    number('crop_margin', 0.1, 'crop margin on each side, as a fraction of the box', 0.0, 2.0),
+    strings('crop_class_names', [], 'class names of the crop model'),
+    integer('crop_max_batch', 16, 'crops per run of a dynamic-batch crop model', 1, 256),
+    number('crop_scale', 1.0, 'crop pre-processing: (pixel * scale - mean) / std', 1e-6, 1e6),
+    ParamSpec('crop_mean', [0.0, 0.0, 0.0], 'crop pre-processing mean (RGB)',
+              Parameter.Type.DOUBLE_ARRAY, True, None,
+              lambda v: None if len(v) == 3 else 'needs three values'),
+    ParamSpec('crop_std', [1.0, 1.0, 1.0], 'crop pre-processing std (RGB)',
+              Parameter.Type.DOUBLE_ARRAY, True, None,
+              lambda v: None if len(v) == 3 and all(x != 0 for x in v)
+              else 'needs three non-zero values'),
     string('cache_dir', '', 'cache for converted built-in models (empty: ~/.cache)'),
     number('score_threshold', 0.5, 'minimum detection score', 0.0, 1.0, read_only=False),
     string('detections_format', 'auto', 'auto (vision_msgs if installed), vision_msgs or json',
@@ -92,7 +113,13 @@ class InferNode(Node):
             if p['backend'] == 'onnxruntime' else {},
             decoder=p['decoder'], labels_file=p['labels_file'], class_names=p['class_names'],
             input_size=parse_size(p['input_size']) if p['input_size'] else None,
-            score_threshold=p['score_threshold'], cache_dir=p['cache_dir'] or None))
+            score_threshold=p['score_threshold'], cache_dir=p['cache_dir'] or None,
+            num_runtimes=p['num_runtimes'], crop=CropConfig(
+                model=p['crop_model'], output=p['crop_output'], margin=p['crop_margin'],
+                class_names=p['crop_class_names'], max_batch=p['crop_max_batch'],
+                preprocess={'resize': 'stretch', 'scale': p['crop_scale'],
+                            'mean': tuple(p['crop_mean']), 'std': tuple(p['crop_std'])})
+            if p['crop_model'] else None))
         self.log_throttle = LogThrottle()
         window = p['stats_window_s']
         receive_group = ReentrantCallbackGroup()
@@ -117,7 +144,7 @@ class InferNode(Node):
             if p['publish_debug_image']:
                 self.debug_publishers[source] = self.create_publisher(
                     Image, f'{source}/debug_image', 5)
-        self.model_stats = ModelStats(p['model'], window)
+        self.model_stats = ModelStats(p['model'], window, runtimes=p['num_runtimes'])
         if self.format == 'vision_msgs':
             self.label_info_pub = self.create_publisher(
                 detection_msgs.vision_msgs_module().LabelInfo, 'label_info', LATCHED)
@@ -128,13 +155,15 @@ class InferNode(Node):
         self.slots = FrameSlots(self.sources)
         self.runner = StreamRunner(self.pipeline, self.slots, self._convert, self._deliver,
                                    self._on_bad_frame, self._on_internal_error, self.stats,
-                                   self.model_stats)
+                                   self.model_stats, p['max_batch_size'] or len(self.sources),
+                                   p['max_batch_delay_ms'] / 1e3)
         self.runner.start()
         self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f'{p["model"]} on {p["backend"]} ({self.pipeline.model.batch.describe()} batch, input '
-            f'{p["input_size"] or "at image size"}), '
+            f'{p["input_size"] or "at image size"}, batches of up to {self.runner.max_batch} '
+            f'within {p["max_batch_delay_ms"]:g} ms, {p["num_runtimes"]} runtime(s)), '
             f'inputs {", ".join(self.sources)}, detections as {self.format}')
 
     def _header(self) -> Header:

@@ -25,8 +25,11 @@ class RosProcess:
 
     def __init__(self, module: str, params: Optional[Dict[str, object]] = None,
                  args: Optional[List[str]] = None, params_file: str = '',
-                 log_path: Optional[str] = None, stdout=None, cwd: Optional[str] = None):
+                 log_path: Optional[str] = None, stdout=None, cwd: Optional[str] = None,
+                 node_name: str = ''):
         cmd = [sys.executable, '-m', f'hobot_npu_infer.ros.{module}', *(args or []), '--ros-args']
+        if node_name:
+            cmd += ['-r', f'__node:={node_name}']
         if params_file:
             cmd += ['--params-file', params_file]
         for name, value in (params or {}).items():

@@ -41,8 +41,9 @@ class Backend(ABC):
     name: str
 
     @abstractmethod
-    def load(self, path: str) -> List[Model]:
-        """Load every model in the file at ``path``.
+    def load(self, path: str, runtime: int = 0) -> List[Model]:
+        """Load every model in the file at ``path``, as engine instance ``runtime`` of a pool
+        (an NPU backend pins instances to cores by it; others may ignore it).
 
         Raises ModelNotFoundError when the file is missing and ModelLoadError when it is unusable.
         """

@@ -77,7 +77,7 @@ class OnnxRuntimeBackend(Backend):
         options.add_session_config_entry('session.inter_op.allow_spinning', spin)
         self.session_options = options
 
-    def load(self, path: str) -> List[Model]:
+    def load(self, path: str, runtime: int = 0) -> List[Model]:
         if not os.path.isfile(path):
             raise ModelNotFoundError(f'model file not found: {path}')
         try:

@@ -1,0 +1,150 @@
+"""One infer_node serving several cameras over real DDS: batched results reach their own
+topics with their own stamps, and a fixed-batch model pads and reports it."""
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from onnx.tools.update_model_dims import update_inputs_outputs_dims
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from hobot_npu_infer.core.model_registry import resolve_model
+from hobot_npu_infer.core.pipeline import DetectionPipeline, PipelineConfig
+from hobot_npu_infer.core.sample_images import load_sample
+from hobot_npu_infer.ros.qos import image_qos
+
+from ros_harness import Listener, RosProcess
+
+TOPICS = [f'/multi/cam{i}/image_raw' for i in range(4)]
+
+
+def distinct_views():
+    """Four different real images, each with the astronaut's face somewhere else."""
+    a = load_sample('astronaut')
+    mirrored = a[:, ::-1].copy()
+    shifted = np.zeros((512, 640, 3), np.uint8)
+    shifted[:, 128:] = a
+    smaller = np.zeros((512, 512, 3), np.uint8)
+    smaller[64:448, 64:448] = cv2.resize(a, (384, 384), interpolation=cv2.INTER_AREA)
+    return [a, mirrored, shifted, smaller]
+
+
+@pytest.fixture(scope='module')
+def views(tmp_path_factory):
+    directory = tmp_path_factory.mktemp('views')
+    paths = []
+    for i, image in enumerate(distinct_views()):
+        paths.append(str(directory / f'view{i}.png'))
+        cv2.imwrite(paths[-1], image)
+    return paths
+
+
+def newest_values(listener, name_part):
+    for array in reversed(listener.received('/diagnostics')):
+        for status in array.status:
+            if name_part in status.name:
+                return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
+def test_four_cameras_batched_each_result_on_its_own_topic(views, tmp_path):
+    reference = DetectionPipeline.from_config(PipelineConfig(input_size=(512, 512)))
+    expected = []
+    for image in distinct_views():
+        [result], _ = reference.detect([image])
+        [face] = result.detections
+        expected.append(face.box)
+    for i in range(4):  # the views really differ
+        for j in range(i):
+            assert max(abs(a - b) for a, b in zip(expected[i], expected[j])) > 20
+
+    listener = Listener('multi_listener')
+    node = camera = None
+    try:
+        for topic in TOPICS:
+            listener.subscribe(String, f'{topic}/detections')
+            listener.subscribe(Image, topic, qos=image_qos('reliable', 10))
+        listener.subscribe(DiagnosticArray, '/diagnostics', keep=5)
+        node = RosProcess('infer_node', {
+            'inputs': TOPICS, 'input_size': '512x512', 'max_batch_size': 4,
+            'max_batch_delay_ms': 50.0, 'detections_format': 'json',
+            'qos_reliability': ['reliable']}, log_path=str(tmp_path / 'node.log'),
+            node_name='infer_multi')
+        camera = RosProcess('image_source', {'images': views, 'topics': TOPICS, 'rate_hz': 4.0,
+                                             'qos_reliability': 'reliable'},
+                            log_path=str(tmp_path / 'camera.log'))
+        assert listener.wait_for(lambda: all(len(listener.received(t)) >= 1 for t in TOPICS))
+        counts = {t: len(listener.received(f'{t}/detections')) for t in TOPICS}
+        assert listener.wait_for(lambda: all(
+            len(listener.received(f'{t}/detections')) >= counts[t] + 3 for t in TOPICS)), \
+            node.output()
+        for i, topic in enumerate(TOPICS):
+            stamps = {(m.header.stamp.sec, m.header.stamp.nanosec): m.header.frame_id
+                      for m in listener.received(topic)}
+            for msg in listener.received(f'{topic}/detections')[counts[topic]:]:
+                payload = json.loads(msg.data)
+                stamp = payload['header']['stamp']
+                assert stamps.get((stamp['sec'], stamp['nanosec'])) == f'camera_{i}'
+                assert payload['header']['frame_id'] == f'camera_{i}'
+                [face] = payload['detections']
+                assert max(abs(a - b) for a, b in zip(face['box'], expected[i])) < 2.0, topic
+        values = newest_values(listener, 'infer_multi: model')
+        assert float(values['batch_size.max']) >= 2  # frames of several cameras ran together
+        assert values['padding_slots'] == '0'  # a dynamic-batch model runs the actual size
+    finally:
+        listener.close()
+        codes = [p.stop() for p in (camera, node) if p is not None]
+    assert codes == [0, 0]
+
+
+def fixed_batch_centerface(path, batch=4, size=(320, 256)) -> str:
+    """CenterFace compiled for exactly ``batch`` images of ``size``, as NPU models are."""
+    model = onnx.load(resolve_model('centerface').path)
+    w, h = size
+    outputs = {o.name: [batch, c, h // 4, w // 4]
+               for o, c in zip(model.graph.output, (1, 2, 2, 10))}
+    fixed = update_inputs_outputs_dims(model, {'input.1': [batch, 3, h, w]}, outputs)
+    onnx.save(fixed, str(path))
+    return str(path)
+
+
+def test_fixed_batch_model_fed_by_three_cameras_pads_and_reports_it(tmp_path):
+    model_file = fixed_batch_centerface(tmp_path / 'centerface-b4.onnx')
+    topics = TOPICS[:3]
+    listener = Listener('fixed_listener')
+    node = camera = None
+    try:
+        for topic in topics:
+            listener.subscribe(String, f'{topic}/detections')
+        listener.subscribe(DiagnosticArray, '/diagnostics', keep=5)
+        node = RosProcess('infer_node', {
+            'inputs': topics, 'model': model_file, 'decoder': 'centerface',
+            'class_names': ['face'], 'max_batch_delay_ms': 50.0,
+            'detections_format': 'json', 'qos_reliability': ['reliable']},
+            log_path=str(tmp_path / 'node.log'), node_name='infer_fixed')
+        camera = RosProcess('image_source', {
+            'images': ['astronaut', 'coffee', 'chelsea'], 'topics': topics, 'rate_hz': 4.0,
+            'qos_reliability': 'reliable'}, log_path=str(tmp_path / 'camera.log'))
+        out = f'{topics[0]}/detections'
+        assert listener.wait_for(lambda: len(listener.received(out)) >= 3), node.output()
+
+        def padded():
+            values = newest_values(listener, 'infer_fixed: model')
+            return values and int(values['padding_slots']) > 0
+        assert listener.wait_for(padded), node.output()
+        values = newest_values(listener, 'infer_fixed: model')
+        assert values['batch'] == 'fixed 4'
+        assert float(values['batch_size.max']) <= 3 and float(values['batch_fill_ratio']) <= 0.75
+        [face] = json.loads(listener.received(out)[-1].data)['detections']
+        assert face['class_name'] == 'face' and face['score'] > 0.8
+        for topic in topics[1:]:  # coffee and the cat: no faces, and no cross-talk
+            msgs = listener.received(f'{topic}/detections')
+            assert msgs and all(json.loads(m.data)['detections'] == [] for m in msgs)
+    finally:
+        listener.close()
+        codes = [p.stop() for p in (camera, node) if p is not None]
+    assert codes == [0, 0]
