@@ -89,21 +89,36 @@ def test_fixed_batch_model_pads_partial_batches_and_counts_the_padding(make_harn
 
 
 def test_runtime_pool_runs_batches_concurrently_and_keeps_each_source_in_order(make_harness):
-    slow_gate = threading.Event()
-    slow, fast = FakeModel(gate=slow_gate), FakeModel()
-    harness = make_harness(sources=('a',), model=slow, more_runtimes=(fast,))
+    gates = [threading.Event(), threading.Event()]
+    models = [FakeModel(gate=gates[0]), FakeModel(gate=gates[1])]
+    harness = make_harness(sources=('a',), model=models[0], more_runtimes=(models[1],))
     harness.put('a', 1)
-    slow.runs.wait_count(1)  # frame 1 is stuck on runtime 0
+    first = wait_for_a_run(models, exclude=None)  # frame 1 is held on one runtime ...
     harness.put('a', 2)
-    fast.runs.wait_count(1)  # frame 2 runs on runtime 1 meanwhile: concurrent runtimes
-    harness.delivered.wait_count(1)
-    slow_gate.set()  # frame 1 finishes after the newer frame 2 was delivered
+    second = wait_for_a_run(models, exclude=first)  # ... while frame 2 runs on the other
+    assert {first, second} == {0, 1}
+    gates[second].set()
+    harness.delivered.wait_count(1)  # frame 2 is out first
+    gates[first].set()  # frame 1 finishes after a newer result was delivered: dropped
+    deadline = time.monotonic() + 10.0
+    while harness.source_stats['a'].dropped_stale < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     harness.put('a', 3)
     harness.delivered.wait_for(lambda items: any(r.frame.payload.value == 3 for r in items),
                                'frame 3')
-    values = harness.delivered_values('a')
-    assert values == sorted(values) and 1 not in values  # never older after newer
-    assert harness.source_stats['a'].dropped_stale >= 1
+    assert harness.delivered_values('a') == [2, 3]  # never older after newer
+    assert harness.source_stats['a'].dropped_stale == 1
+
+
+def wait_for_a_run(models, exclude):
+    """Index of a model (other than ``exclude``) that has started a run."""
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        for i, model in enumerate(models):
+            if i != exclude and model.runs.items:
+                return i
+        time.sleep(0.01)
+    raise AssertionError('no runtime started a run')
 
 
 def test_model_stats_report_batch_and_busy_figures():

@@ -18,7 +18,7 @@ from hobot_npu_infer.ros.image_conversion import image_to_array
 from hobot_npu_infer.ros.diagnostics import level_of
 from hobot_npu_infer.ros.qos import image_qos
 
-from ros_harness import Listener, RosProcess
+from ros_harness import Listener, RosProcess, published_frame_ids, stamp_key
 
 CAM, COMP, BAD = '/itest/cam/image_raw', '/itest/comp/image_raw', '/itest/bad/image_raw'
 ASTRONAUT_FACE = (182, 58, 270, 178)
@@ -62,12 +62,12 @@ def test_astronaut_face_with_the_source_stamp_and_frame_id(system):
     assert listener.wait_for(lambda: len(listener.received(CAM)) >= 1), node.output()
     seen = len(listener.received(out))  # detections of frames the listener may have missed
     assert listener.wait_for(lambda: len(listener.received(out)) >= seen + 3), node.output()
-    published = {(m.header.stamp.sec, m.header.stamp.nanosec): m.header.frame_id
-                 for m in listener.received(CAM)}
-    for msg in listener.received(out)[-3:]:
-        payload = json.loads(msg.data)
+    latest = [json.loads(m.data) for m in listener.received(out)[-3:]]
+    published = published_frame_ids(listener, CAM, max(stamp_key(p['header']['stamp'])
+                                                         for p in latest))
+    for payload in latest:
         header = payload['header']
-        stamp = (header['stamp']['sec'], header['stamp']['nanosec'])
+        stamp = stamp_key(header['stamp'])
         assert published.get(stamp) == 'camera'  # the very stamp of a published frame
         assert header['frame_id'] == 'camera'
         assert (payload['width'], payload['height']) == (512, 512)
