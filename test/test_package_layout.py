@@ -156,3 +156,13 @@ def test_config_files_name_declared_parameters(config_file):
         declared = {p.name for p in module.PARAMETERS}
         given = set(config[key]['ros__parameters'])
         assert given <= declared, given - declared
+
+
+def test_readme_documents_every_node_parameter():
+    from hobot_npu_infer.ros import image_source, infer_node
+    with open(os.path.join(REPO, 'README.md')) as f:
+        readme = f.read()
+    for module in (infer_node, image_source):
+        missing = [p.name for p in module.PARAMETERS if f'`{p.name}`' not in readme
+                   and p.name not in readme]
+        assert missing == []
