@@ -152,6 +152,10 @@ class ModelRow:
     backend_errors: Number
     backend: Optional[str]
     batch: Optional[str]
+    batch_size_mean: Number
+    batch_fill_ratio: Number
+    padding_slots: Number
+    runtime_busy_fraction: Number
     last_error: str
     latency_ms: Dict[str, Dict[str, Number]]
     age_s: float
@@ -165,6 +169,10 @@ class ModelRow:
                    runs=parse_number(v.get('runs'), True),
                    backend_errors=parse_number(v.get('backend_errors'), True),
                    backend=v.get('backend'), batch=v.get('batch'),
+                   batch_size_mean=parse_number(v.get('batch_size.mean')),
+                   batch_fill_ratio=parse_number(v.get('batch_fill_ratio')),
+                   padding_slots=parse_number(v.get('padding_slots'), True),
+                   runtime_busy_fraction=parse_number(v.get('runtime_busy_fraction')),
                    last_error=v.get('last_error', ''),
                    latency_ms={'inference': latency_of(v, 'inference')},
                    age_s=age_s, name=entry.name)
@@ -296,6 +304,10 @@ def _fmt_rate(value: Number) -> str:
 
 def _fmt_int(value: Number) -> str:
     return '-' if value is None else str(value)
+
+
+def _fmt_number(value: Number) -> str:
+    return '-' if value is None else f'{value:.2f}'
 
 
 def _pair(latency: Dict[str, Number]) -> str:
@@ -433,7 +445,15 @@ def render_table(snapshot: DiagnosticsSnapshot, width: int = 120,
                   _Column('RUNS', [_fmt_int(r.runs) for r in models]),
                   _Column('BACKEND ERR', [_fmt_int(r.backend_errors) for r in models]),
                   _Column('infer p50/p99', [_pair(r.latency_ms['inference']) for r in models]),
+                  _Column('BATCH', [_fmt_number(r.batch_size_mean) for r in models]),
+                  _Column('FILL', [_fmt_number(r.batch_fill_ratio) for r in models]),
+                  _Column('PAD', [_fmt_int(r.padding_slots) for r in models]),
+                  _Column('BUSY', [_fmt_number(r.runtime_busy_fraction) for r in models]),
                   _Column('BACKEND', [r.backend or '-' for r in models], left=True)]
+        for optional in ('BACKEND', 'BUSY', 'PAD', 'FILL', 'BATCH'):  # least useful first
+            if _fits(mcols, width):
+                break
+            mcols = [c for c in mcols if c.header != optional]
         lines.append('')
         lines += _render_columns(mcols, _layout(mcols, width),
                                  [r.message if r.level != 'OK' else '' for r in models], width)
