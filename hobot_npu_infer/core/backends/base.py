@@ -1,11 +1,12 @@
 """The one interface every inference backend implements, and the registry that names them."""
 
 from abc import ABC, abstractmethod
-from typing import Callable, Dict, List, Mapping, Sequence, Type, Union
+from typing import Dict, List, Mapping, Sequence, Union
 
 import numpy as np
 
 from ..errors import BackendError
+from ..registry import Registry
 from ..tensors import BatchCapability, TensorSpec
 
 Inputs = Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]
@@ -49,25 +50,7 @@ class Backend(ABC):
         """
 
 
-_BACKENDS: Dict[str, Callable[..., Backend]] = {}
-
-
-def register_backend(name: str) -> Callable[[Type[Backend]], Type[Backend]]:
-    def decorate(cls: Type[Backend]) -> Type[Backend]:
-        cls.name = name
-        _BACKENDS[name] = cls
-        return cls
-    return decorate
-
-
-def backend_names() -> List[str]:
-    return sorted(_BACKENDS)
-
-
-def create_backend(name: str, **options) -> Backend:
-    try:
-        factory = _BACKENDS[name]
-    except KeyError:
-        raise BackendError(
-            f'unknown backend {name!r}; available: {", ".join(backend_names())}') from None
-    return factory(**options)
+BACKENDS: Registry[Backend] = Registry('backend', BackendError)
+register_backend = BACKENDS.register
+backend_names = BACKENDS.names
+create_backend = BACKENDS.create

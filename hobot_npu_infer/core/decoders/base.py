@@ -1,13 +1,14 @@
 """Decoder interface and registry: raw model outputs to detections in model-input pixels."""
 
 from abc import ABC, abstractmethod
-from typing import Callable, Dict, List, Sequence, Tuple, Type
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
 from ..detection import RawDetections
 from ..errors import ConfigError, OutputLayoutError
 from ..nms import batched_nms
+from ..registry import Registry
 
 
 class Decoder(ABC):
@@ -60,28 +61,7 @@ def expect_rank(array: np.ndarray, rank: int, what: str) -> None:
         raise OutputLayoutError(f'{what} must have {rank} dimensions, got shape {array.shape}')
 
 
-_DECODERS: Dict[str, Type[Decoder]] = {}
-
-
-def register_decoder(name: str) -> Callable[[Type[Decoder]], Type[Decoder]]:
-    def decorate(cls: Type[Decoder]) -> Type[Decoder]:
-        cls.name = name
-        _DECODERS[name] = cls
-        return cls
-    return decorate
-
-
-def decoder_names() -> List[str]:
-    return sorted(_DECODERS)
-
-
-def create_decoder(name: str, **options) -> Decoder:
-    try:
-        cls = _DECODERS[name]
-    except KeyError:
-        raise ConfigError(
-            f'unknown decoder {name!r}; available: {", ".join(decoder_names())}') from None
-    try:
-        return cls(**options)
-    except TypeError as exc:
-        raise ConfigError(f'bad option for decoder {name}: {exc}') from None
+DECODERS: Registry[Decoder] = Registry('decoder')
+register_decoder = DECODERS.register
+decoder_names = DECODERS.names
+create_decoder = DECODERS.create
