@@ -13,7 +13,7 @@ from hobot_npu_infer.core.backends.base import Model
 from hobot_npu_infer.core.decoders import create_decoder
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.graph_split import HeadSpec, save_split, split_model
-from hobot_npu_infer.core.head_scheduler import HeadRate, HeadScheduler
+from hobot_npu_infer.core.head_scheduler import HeadRate
 from hobot_npu_infer.core.model_registry import resolve_model
 from hobot_npu_infer.core.multi_head import HeadDecoding, MultiHeadPipeline
 from hobot_npu_infer.core.packed_model import HeadFile, load_pack, load_split
@@ -107,19 +107,18 @@ def test_heads_run_at_their_own_rates_on_the_same_frame(centerface, tmp_path):
     packed.trunk = Counting(packed.trunk)
     for head in packed.heads.values():
         head.model = Counting(head.model)
-    scheduler = HeadScheduler([HeadRate('faces', rate_hz=30.0), HeadRate('landmarks', 10.0)])
     pipeline = MultiHeadPipeline(
         packed, Preprocessor(PreprocessConfig(input_size=(320, 256), resize='stretch',
                                               channel_order='rgb'), packed.input),
-        scheduler, {'faces': HeadDecoding(create_decoder('centerface'), ['face'])})
+        [HeadRate('faces', rate_hz=30.0), HeadRate('landmarks', 10.0)],
+        {'faces': HeadDecoding(create_decoder('centerface'), ['face'])})
     image = load_sample('astronaut')
     ran = {'faces': 0, 'landmarks': 0}
     for frame in range(30):  # one second of a 30 Hz camera, on a simulated clock
-        outputs = pipeline.process([image], frame / 30.0)
-        for head in outputs.heads:
+        for head in pipeline.process([image], frame / 30.0):
             ran[head.head] += 1
             if head.head == 'faces':
-                [[face]] = head.detections
+                [face] = head.detections
                 assert all(abs(g - w) <= 12 for g, w in zip(face.box, ASTRONAUT_FACE))
                 assert face.keypoints is None  # landmarks belong to the other head
             else:
@@ -128,14 +127,14 @@ def test_heads_run_at_their_own_rates_on_the_same_frame(centerface, tmp_path):
     assert packed.trunk.runs == 30  # once per frame that any head needed
     assert packed.heads['landmarks'].model.runs == 10
 
-    scheduler.set_enabled('faces', False)
-    scheduler.set_enabled('landmarks', False)
+    pipeline.set_enabled('faces', False)
+    pipeline.set_enabled('landmarks', False)
     for frame in range(30, 60):
-        assert pipeline.process([image], frame / 30.0).heads == []
+        assert pipeline.process([image], frame / 30.0) == []
     assert packed.trunk.runs == 30  # disabled heads cost nothing, not even the trunk
 
-    scheduler.set_enabled('landmarks', True)
-    scheduler.set_rate('landmarks', rate_hz=30.0)  # a runtime rate change takes effect
+    pipeline.set_enabled('landmarks', True)
+    pipeline.set_rate('landmarks', rate_hz=30.0)  # a runtime rate change takes effect
     for frame in range(60, 90):
         pipeline.process([image], frame / 30.0)
     assert packed.heads['landmarks'].model.runs == 40

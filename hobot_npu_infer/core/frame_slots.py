@@ -13,6 +13,7 @@ class Frame:
     payload: Any  # the message or array as received; converted later, off the receive path
     received: float = field(default_factory=time.monotonic)
     meta: Any = None  # carried untouched to the result (e.g. the message header)
+    plan: Any = None  # what a packed model's scheduler decided to run on this frame
 
 
 class FrameSlots:

@@ -1,18 +1,21 @@
-"""Each head at its own rate over a shared trunk: on every frame the due heads are found, the
-trunk runs only if one is due, and the due heads run on that same frame's features."""
+"""Each head at its own rate over a shared trunk: on every frame the due heads are found (one
+schedule per camera, on the frames' arrival times), the trunk runs only if one is due, and the
+due heads run on that same frame's features. Frames no head needs are not even pre-processed."""
 
+import threading
 import time
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .decoders import Decoder
 from .detection import Detection, to_detections
-from .head_scheduler import HeadScheduler
+from .frame_slots import Frame
+from .head_scheduler import HeadRate, HeadScheduler
 from .packed_model import PackedModel
-from .pipeline import to_source
-from .preprocess import Preprocessor
+from .pipeline import BatchOutcome, to_source
+from .preprocess import PreparedBatch, Preprocessor
 
 
 @dataclass
@@ -20,17 +23,10 @@ class HeadOutput:
     """One head's result on one frame: detections when it has a decoder, else raw tensors."""
 
     head: str
-    detections: Optional[List[List[Detection]]]  # per image of the batch
-    tensors: List[np.ndarray]
+    detections: Optional[List[Detection]]
+    tensors: List[np.ndarray]  # this frame's slice of each output, batch dimension kept
     inference_ms: float
     postprocess_ms: float
-
-
-@dataclass
-class FrameOutputs:
-    heads: List[HeadOutput] = field(default_factory=list)
-    preprocess_ms: float = 0.0
-    trunk_ms: float = 0.0
 
 
 @dataclass
@@ -41,40 +37,100 @@ class HeadDecoding:
 
 
 class MultiHeadPipeline:
-    def __init__(self, packed: PackedModel, preprocessor: Preprocessor, scheduler: HeadScheduler,
+    def __init__(self, packed: PackedModel, preprocessor: Preprocessor, heads: List[HeadRate],
                  decoding: Dict[str, HeadDecoding]):
+        HeadScheduler(heads)  # validates the rates now rather than on the first frame
         self.packed = packed
         self.preprocessor = preprocessor
-        self.scheduler = scheduler
+        self.head_rates = {h.name: h for h in heads}
         self.decoding = decoding
+        self.schedulers: Dict[str, HeadScheduler] = {}
+        self._lock = threading.Lock()
+        self.model = packed.trunk or next(iter(packed.heads.values())).model
+        self.runtimes = [self.model]  # one engine instance: heads run one after another
+        self.class_names = next((list(d.class_names) for d in decoding.values()), [])
 
-    def process(self, images: Sequence[np.ndarray], frame_time: float,
-                channel_orders: Union[str, Sequence[str]] = 'bgr') -> FrameOutputs:
-        """Run the heads due at ``frame_time`` (stream seconds) on ``images``: nothing at all,
-        not even pre-processing, when no head is due."""
-        due = self.scheduler.due(frame_time)
-        if not due:
-            return FrameOutputs()
-        t0 = time.perf_counter()
-        batch = self.preprocessor.prepare(images, channel_orders,
-                                          self.packed.input_batch_size())
-        t1 = time.perf_counter()
+    @property
+    def score_threshold(self) -> float:
+        return next((d.score_threshold for d in self.decoding.values()), 0.0)
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        for decoding in self.decoding.values():
+            decoding.score_threshold = value
+
+    def scheduler(self, source: str) -> HeadScheduler:
+        with self._lock:
+            if source not in self.schedulers:
+                self.schedulers[source] = HeadScheduler(
+                    [HeadRate(**vars(h)) for h in self.head_rates.values()])
+            return self.schedulers[source]
+
+    def set_rate(self, name: str, rate_hz: Optional[float] = None,
+                 every_n_frames: Optional[int] = None) -> None:
+        """A new rate for ``name`` on every camera, from the next frame on."""
+        with self._lock:
+            schedulers = list(self.schedulers.values())
+        for scheduler in schedulers or [HeadScheduler(list(self.head_rates.values()))]:
+            scheduler.set_rate(name, rate_hz, every_n_frames)
+        head = self.head_rates[name]
+        head.rate_hz, head.every_n_frames = rate_hz or 0.0, every_n_frames or 0
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        with self._lock:
+            schedulers = list(self.schedulers.values())
+        for scheduler in schedulers or [HeadScheduler(list(self.head_rates.values()))]:
+            scheduler.set_enabled(name, enabled)
+        self.head_rates[name].enabled = enabled
+
+    def admit(self, frame: Frame) -> bool:
+        """Whether any head is due on ``frame``; the due heads are kept on it as its plan."""
+        frame.plan = self.scheduler(frame.source).due(frame.received)
+        return bool(frame.plan)
+
+    def prepare(self, images: Sequence[np.ndarray],
+                channel_orders: Union[str, Sequence[str]] = 'bgr') -> PreparedBatch:
+        return self.preprocessor.prepare(images, channel_orders, self.packed.input_batch_size())
+
+    def run_batch(self, frames: Sequence[Frame], images: Sequence[Tuple[np.ndarray, str]],
+                  batch: PreparedBatch, runtime: int = 0) -> BatchOutcome:
+        """The trunk once, then every head some frame of the batch is due for."""
+        start = time.perf_counter()
         features = self.packed.features(batch.tensor)
-        t2 = time.perf_counter()
-        result = FrameOutputs(preprocess_ms=(t1 - t0) * 1e3, trunk_ms=(t2 - t1) * 1e3)
-        for name in due:
+        inference_ms = (time.perf_counter() - start) * 1e3
+        needed = [h for h in self.head_rates if any(h in f.plan for f in frames)]
+        per_head = {}
+        for name in needed:
             start = time.perf_counter()
             tensors = self.packed.run_head(name, features)
             ran = time.perf_counter()
-            detections = None
+            found = None
             decoding = self.decoding.get(name)
             if decoding is not None:
                 raws = decoding.decoder.decode(tensors, batch.input_size,
                                                decoding.score_threshold, len(batch.transforms))
-                detections = [to_detections(to_source(raw, transform), decoding.class_names)
-                              for raw, transform in zip(raws, batch.transforms)]
-            done = time.perf_counter()
-            result.heads.append(HeadOutput(name, detections,
-                                           [t[:len(batch.transforms)] for t in tensors],
-                                           (ran - start) * 1e3, (done - ran) * 1e3))
-        return result
+                found = [to_detections(to_source(raw, transform), decoding.class_names)
+                         for raw, transform in zip(raws, batch.transforms)]
+            per_head[name] = (tensors, found, (ran - start) * 1e3,
+                              (time.perf_counter() - ran) * 1e3)
+            inference_ms += (ran - start) * 1e3
+        heads, detections = [], []
+        for i, frame in enumerate(frames):
+            outputs = [HeadOutput(name, None if found is None else found[i],
+                                  [t[i:i + 1] for t in tensors], infer_ms, post_ms)
+                       for name, (tensors, found, infer_ms, post_ms) in per_head.items()
+                       if name in frame.plan]
+            heads.append(outputs)
+            detections.append([d for o in outputs for d in o.detections or ()])
+        return BatchOutcome(detections, inference_ms, heads)
+
+    def process(self, images: Sequence[np.ndarray], frame_time: float,
+                channel_orders: str = 'bgr', source: str = '') -> List[HeadOutput]:
+        """The heads due at ``frame_time`` on one frame (all ``images`` belong to it)."""
+        frame = Frame(source, None, received=frame_time)
+        if not self.admit(frame):
+            return []
+        batch = self.prepare(images, channel_orders)
+        outcome = self.run_batch([frame] * len(images),
+                                 [(image, channel_orders) for image in images], batch)
+        return outcome.heads[0]

@@ -65,6 +65,16 @@ def select_model(models: List[Model], name: str, path: str) -> Model:
 
 
 @dataclass
+class BatchOutcome:
+    """What one run of a batch gave: per frame detections (and a packed model's head outputs),
+    and how long the backend itself took."""
+
+    detections: List[List[Detection]]
+    inference_ms: float
+    heads: Optional[List[list]] = None
+
+
+@dataclass
 class ImageResult:
     detections: List[Detection]
     width: int
@@ -125,6 +135,19 @@ class DetectionPipeline:
 
     def infer(self, batch: PreparedBatch, runtime: int = 0) -> List[np.ndarray]:
         return self.runtimes[runtime].run([batch.tensor])
+
+    def admit(self, frame) -> bool:
+        """Every frame is run (a packed model's scheduler may skip some)."""
+        return True
+
+    def run_batch(self, frames, images: Sequence[Tuple[np.ndarray, str]], batch: PreparedBatch,
+                  runtime: int = 0) -> BatchOutcome:
+        """Backend, decoder and second stage on one prepared batch of ``frames``."""
+        start = time.perf_counter()
+        outputs = self.infer(batch, runtime)
+        inference_ms = (time.perf_counter() - start) * 1e3
+        detections = self.second_stage(images, self.decode(outputs, batch), runtime)
+        return BatchOutcome(detections, inference_ms)
 
     def second_stage(self, images: Sequence[Tuple[np.ndarray, str]],
                      detections: List[List[Detection]], runtime: int = 0

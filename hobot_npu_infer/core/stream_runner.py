@@ -50,6 +50,7 @@ class FrameResult:
     channel_order: str
     detections: List[Detection]
     stage_ms: Dict[str, float] = field(default_factory=dict)
+    heads: Optional[list] = None  # a packed model's HeadOutputs for this frame
 
 
 @dataclass
@@ -157,7 +158,8 @@ class StreamRunner:
                 runtimes = len(self.pipeline.runtimes)
                 self._cond.wait_for(lambda: len(self._busy) < runtimes or not self._running,
                                     timeout=delay)
-        frames = self.slots.take(self.max_batch, 0.2, self.max_batch_delay_s)
+        frames = [f for f in self.slots.take(self.max_batch, 0.2, self.max_batch_delay_s)
+                  if self.pipeline.admit(f)]
         item = self._prepare(frames) if frames else None
         if item is None:
             return
@@ -194,10 +196,7 @@ class StreamRunner:
         with self._cond:
             self._busy[runtime] = t0
         try:
-            outputs = self.pipeline.infer(batch, runtime)
-            t1 = time.monotonic()
-            detections = self.pipeline.decode(outputs, batch)
-            detections = self.pipeline.second_stage(item.images, detections, runtime)
+            outcome = self.pipeline.run_batch(item.frames, item.images, batch, runtime)
         except Exception as exc:  # the backend may raise anything; count it, keep serving
             self.model_stats.on_error(f'{type(exc).__name__}: {str(exc).splitlines()[0][:200]}'
                                       if str(exc) else type(exc).__name__)
@@ -208,15 +207,17 @@ class StreamRunner:
                 self._cond.notify_all()
         t2 = time.monotonic()
         self._infer_s.add(t2 - t0)
-        self.model_stats.on_run((t1 - t0) * 1e3, len(item.frames), batch.tensor.shape[0])
+        inference_ms, postprocess_ms = outcome.inference_ms, (t2 - t0) * 1e3 - outcome.inference_ms
+        self.model_stats.on_run(inference_ms, len(item.frames), batch.tensor.shape[0])
         prep_ms = (item.ready - item.started) * 1e3
         with self._deliver_lock:
-            for frame, (image, order), found in zip(item.frames, item.images, detections):
+            for i, (frame, (image, order)) in enumerate(zip(item.frames, item.images)):
                 if frame.received <= self._newest_delivered.get(frame.source, float('-inf')):
                     self.source_stats[frame.source].on_dropped()  # a newer result went out
                     continue
                 self._newest_delivered[frame.source] = frame.received
                 waited = (item.started - frame.received) + (t0 - item.ready)
-                self.deliver(FrameResult(frame, image, order, found, {
+                self.deliver(FrameResult(frame, image, order, outcome.detections[i], {
                     'queue_wait': waited * 1e3, 'preprocess': prep_ms,
-                    'inference': (t1 - t0) * 1e3, 'postprocess': (t2 - t1) * 1e3}))
+                    'inference': inference_ms, 'postprocess': postprocess_ms},
+                    outcome.heads[i] if outcome.heads else None))
