@@ -53,6 +53,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--json', metavar='OUT', default='', help='write the results as JSON')
     parser.add_argument('--plot', metavar='PNG', default='out/bench/batch.png',
                         help='plot of per-image cost and latency against batch size')
+    parser.add_argument('--heads', default='', help="a packed model's heads, as model_info "
+                        "takes them: 'faces=537,538,539;landmarks=540'")
+    parser.add_argument('--head', default='', help='with --heads: measure this head alone, on '
+                        'the trunk features of the image (as vendors time one model of a '
+                        'packed file)')
     parser.add_argument('--node', action='store_true',
                         help='measure infer_node across processes against the raw backend')
     parser.add_argument('--sources', type=int, default=1,
@@ -198,12 +203,51 @@ def machine() -> str:
     return f'{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}'
 
 
+def head_rows(args, size: Tuple[int, int], batches: List[int], image) -> List[Dict[str, object]]:
+    """One head of a packed model alone, on trunk features computed once beforehand."""
+    from .core.backends import create_backend
+    from .core.model_registry import resolve_model
+    from .core.packed_model import load_split
+    from .core.pipeline import preprocess_config
+    from .core.preprocess import Preprocessor
+    from .model_info import parse_heads
+    resolved = resolve_model(args.model)
+    packed = load_split(create_backend(args.backend, intra_op_threads=args.threads),
+                        resolved.path, parse_heads(args.heads))
+    if args.head not in packed.heads:
+        raise ConfigError(f'--head {args.head!r} is not one of {", ".join(packed.heads)}')
+    preprocessor = Preprocessor(preprocess_config(pipeline_config(args, size), resolved.profile),
+                                packed.input)
+    rows = []
+    for batch in batches:
+        features = packed.features(preprocessor.prepare([image] * batch).tensor)
+        packed.run_head(args.head, features)  # warm-up
+        times: List[float] = []
+        deadline = time.perf_counter() + args.seconds
+        while len(times) < args.min_runs or time.perf_counter() < deadline:
+            times.append(timed_ms(lambda: packed.run_head(args.head, features)))
+        s = summarize(times)
+        rows.append({'model': f'{args.model}:{args.head}', 'model_set': args.model,
+                     'input_size': f'{size[0]}x{size[1]}', 'batch': batch, 'runtimes': 1,
+                     'ms_per_batch_p50': round(s.p50, 3), 'ms_per_batch_p99': round(s.p99, 3),
+                     'ms_per_image': round(s.mean / batch, 3),
+                     'images_per_s': round(batch * 1e3 / s.mean, 2),
+                     'pipeline_ms_per_image': None, 'overhead_pct': None, 'runs': s.count})
+        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
+
+
 def batch_table(args) -> List[Dict[str, object]]:
     model_set = args.model
     models = expand_braces(model_set)
     batches = parse_counts(args.batch, 'batch')
     runtime_counts = parse_counts(args.runtimes, 'runtimes')
     image = load_image_or_sample(args.image)
+    if args.head or args.heads:
+        if not (args.head and args.heads):
+            raise ConfigError('--head and --heads go together')
+        return [row for size in parse_sizes(args.input_size)
+                for row in head_rows(args, size, batches, image)]
     rows = []
     for model, size in itertools.product(models, parse_sizes(args.input_size)):
         args.model = model

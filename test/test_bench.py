@@ -59,3 +59,15 @@ def test_node_benchmarks_run_end_to_end(tmp_path, extra, keys):
     assert keys <= set(result)
     for key in keys - {'node_vs_raw'}:
         assert result[key]['fps'] > 0 and result[key]['latency_ms_p50'] > 0
+
+
+def test_one_head_of_a_packed_model_alone(tmp_path):
+    out = tmp_path / 'head.json'
+    proc = bench('--heads', 'faces=537,538,539;landmarks=540', '--head', 'landmarks',
+                 '--batch', '1', '--input-size', '96x64', '--seconds', '0.2', '--json', str(out),
+                 '--plot', str(tmp_path / 'head.png'))
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads(out.read_text())
+    assert row['model'] == 'centerface:landmarks' and row['images_per_s'] > 0
+    proc = bench('--heads', 'faces=537,538,539;landmarks=540', '--head', 'eyes')
+    assert proc.returncode == 2 and "--head 'eyes' is not one of faces, landmarks" in proc.stderr

@@ -46,9 +46,10 @@ def test_colcon_installs_marker_manifest_launch_and_config(install):
     assert (share / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
     assert (share / PACKAGE / 'package.xml').is_file()
     assert (share / PACKAGE / 'launch' / 'infer.launch.py').is_file()
-    for name in ('default.yaml', 'multi_camera.yaml', 'fastdds_shm.xml'):
+    for name in ('default.yaml', 'multi_camera.yaml', 'multi_head.yaml', 'fastdds_shm.xml'):
         assert (share / PACKAGE / 'config' / name).is_file()
-    assert (share / PACKAGE / 'launch' / 'multi_camera.launch.py').is_file()
+    for name in ('multi_camera.launch.py', 'multi_head.launch.py'):
+        assert (share / PACKAGE / 'launch' / name).is_file()
 
 
 def test_installed_executable_runs_and_rejects_bad_parameters(install):
@@ -119,6 +120,7 @@ def run_launch_file(monkeypatch, name):
 @pytest.mark.parametrize('launch_file, config, arguments_expected', [
     ('infer.launch.py', 'default.yaml', {'namespace', 'image_topic', 'config'}),
     ('multi_camera.launch.py', 'multi_camera.yaml', {'namespace', 'use_test_camera', 'config'}),
+    ('multi_head.launch.py', 'multi_head.yaml', {'namespace', 'image_topic', 'config'}),
 ])
 def test_launch_files_start_the_nodes_with_the_installed_config(monkeypatch, launch_file, config,
                                                                 arguments_expected):
@@ -134,8 +136,9 @@ def test_launch_files_start_the_nodes_with_the_installed_config(monkeypatch, lau
         assert [p.args for p in node['parameters']] == [('config',)]
 
 
-def test_infer_launch_remaps_the_camera_topic_of_both_nodes(monkeypatch):
-    _, nodes = run_launch_file(monkeypatch, 'infer.launch.py')
+@pytest.mark.parametrize('launch_file', ['infer.launch.py', 'multi_head.launch.py'])
+def test_launch_remaps_the_camera_topic_of_both_nodes(monkeypatch, launch_file):
+    _, nodes = run_launch_file(monkeypatch, launch_file)
     for node in nodes:
         [remap] = node['remappings']
         assert remap[0] == 'image_raw' and remap[1].args == ('image_topic',)
@@ -147,14 +150,26 @@ def test_multi_camera_launch_starts_the_test_camera_on_request(monkeypatch):
     assert camera['condition'].args[0].args == ('use_test_camera',)
 
 
-@pytest.mark.parametrize('config_file', ['default.yaml', 'multi_camera.yaml'])
+def flatten(params, prefix=''):
+    """ROS parameter names of a nested YAML dict: heads: {faces: {rate_hz}} -> heads.faces.rate_hz"""
+    for key, value in params.items():
+        if isinstance(value, dict):
+            yield from flatten(value, f'{prefix}{key}.')
+        else:
+            yield prefix + key
+
+
+@pytest.mark.parametrize('config_file', ['default.yaml', 'multi_camera.yaml', 'multi_head.yaml'])
 def test_config_files_name_declared_parameters(config_file):
     from hobot_npu_infer.ros import image_source, infer_node
     with open(os.path.join(REPO, 'config', config_file)) as f:
         config = yaml.safe_load(f)
     for key, module in (('/**/infer_node', infer_node), ('/**/image_source', image_source)):
+        params = config[key]['ros__parameters']
         declared = {p.name for p in module.PARAMETERS}
-        given = set(config[key]['ros__parameters'])
+        declared |= {p.name for head in params.get('head_names', ())
+                     for p in infer_node.head_parameters(head)}
+        given = set(flatten(params))
         assert given <= declared, given - declared
 
 

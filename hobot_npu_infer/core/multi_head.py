@@ -9,12 +9,16 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .decoders import Decoder
+from .backends import create_backend
+from .decoders import Decoder, create_decoder
 from .detection import Detection, to_detections
+from .errors import ConfigError
 from .frame_slots import Frame
+from .graph_split import HeadSpec
 from .head_scheduler import HeadRate, HeadScheduler
-from .packed_model import PackedModel
-from .pipeline import BatchOutcome, to_source
+from .model_registry import resolve_model
+from .packed_model import HeadFile, PackedModel, load_pack, load_split
+from .pipeline import BatchOutcome, PipelineConfig, preprocess_config, to_source
 from .preprocess import PreparedBatch, Preprocessor
 
 
@@ -27,6 +31,24 @@ class HeadOutput:
     tensors: List[np.ndarray]  # this frame's slice of each output, batch dimension kept
     inference_ms: float
     postprocess_ms: float
+
+
+@dataclass
+class HeadConfig:
+    """One head of a packed model: its outputs in a split file, or its own file; its decoder
+    (none: raw tensors) and its rate."""
+
+    name: str
+    outputs: Sequence[str] = ()
+    file: str = ''
+    model_name: str = ''
+    decoder: str = ''
+    class_names: Sequence[str] = ()
+    rate: Optional[HeadRate] = None
+
+    def __post_init__(self):
+        if self.rate is None:
+            self.rate = HeadRate(self.name)
 
 
 @dataclass
@@ -58,6 +80,37 @@ class MultiHeadPipeline:
     def score_threshold(self, value: float) -> None:
         for decoding in self.decoding.values():
             decoding.score_threshold = value
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig, heads: List[HeadConfig],
+                    cut_tensors: Optional[List[str]] = None,
+                    trunk_file: str = '') -> 'MultiHeadPipeline':
+        """Heads split out of ``config.model`` (each names its outputs), or a pack of files
+        (each names its file, after an optional trunk file)."""
+        if not heads:
+            raise ConfigError('a packed model needs at least one head')
+        backend = create_backend(config.backend, **config.backend_options)
+        if all(h.outputs and not h.file for h in heads):
+            resolved = resolve_model(config.model, config.cache_dir)
+            packed = load_split(backend, resolved.path,
+                                [HeadSpec(h.name, list(h.outputs)) for h in heads],
+                                cut_tensors or None, config.cache_dir)
+            profile = resolved.profile
+        elif all(h.file and not h.outputs for h in heads):
+            packed = load_pack(backend, [HeadFile(h.name, h.file, h.model_name) for h in heads],
+                               HeadFile('trunk', trunk_file) if trunk_file else None)
+            profile = None
+        else:
+            raise ConfigError('give every head either its outputs (a split of the model file) '
+                              'or its own file (a pack), not a mix')
+        threshold = config.score_threshold if config.score_threshold is not None else \
+            (profile.score_threshold if profile else 0.5)
+        decoding = {h.name: HeadDecoding(create_decoder(h.decoder), list(h.class_names) or
+                                         (list(profile.class_names) if profile else []),
+                                         threshold)
+                    for h in heads if h.decoder}
+        return cls(packed, Preprocessor(preprocess_config(config, profile), packed.input),
+                   [h.rate for h in heads], decoding)
 
     def scheduler(self, source: str) -> HeadScheduler:
         with self._lock:

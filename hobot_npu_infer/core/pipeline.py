@@ -16,7 +16,7 @@ from .decoders import Decoder, create_decoder
 from .detection import Detection, RawDetections, to_detections
 from .errors import ConfigError, OutputLayoutError
 from .labels import resolve_class_names
-from .model_registry import ResolvedModel, resolve_model
+from .model_registry import ModelProfile, ResolvedModel, resolve_model
 from .preprocess import PreparedBatch, PreprocessConfig, Preprocessor
 
 
@@ -49,6 +49,18 @@ def parse_size(text: str) -> Tuple[int, int]:
     if w < 1 or h < 1:
         raise ConfigError(f'size must be positive, got {text!r}')
     return w, h
+
+
+def preprocess_config(config: PipelineConfig, profile: Optional[ModelProfile]) -> PreprocessConfig:
+    """The built-in model's pre-processing, overridden by the configuration's."""
+    preprocess = dict(profile.preprocess) if profile else {}
+    preprocess.update(config.preprocess)
+    if config.input_size is not None:
+        preprocess['input_size'] = tuple(config.input_size)
+    try:
+        return PreprocessConfig(**preprocess)
+    except TypeError as exc:
+        raise ConfigError(f'bad pre-processing option: {exc}') from None
 
 
 def select_model(models: List[Model], name: str, path: str) -> Model:
@@ -109,18 +121,10 @@ class DetectionPipeline:
         if not decoder_name:
             raise ConfigError(f'model {resolved.path} is not a built-in model: name its decoder '
                               f'(centerface, yolov8, yolov5, ssd)')
-        preprocess = dict(profile.preprocess) if profile else {}
-        preprocess.update(config.preprocess)
-        if config.input_size is not None:
-            preprocess['input_size'] = tuple(config.input_size)
-        try:
-            preprocess_config = PreprocessConfig(**preprocess)
-        except TypeError as exc:
-            raise ConfigError(f'bad pre-processing option: {exc}') from None
         threshold = config.score_threshold
         if threshold is None:
             threshold = profile.score_threshold if profile else 0.5
-        return cls(model, Preprocessor(preprocess_config, model.inputs[0]),
+        return cls(model, Preprocessor(preprocess_config(config, profile), model.inputs[0]),
                    create_decoder(decoder_name, **config.decoder_options),
                    resolve_class_names(config.labels_file, config.class_names,
                                        profile.class_names if profile else ()),

@@ -19,6 +19,8 @@ from ..core.annotate import draw_detections
 from ..core.backends import backend_names
 from ..core.errors import InferError
 from ..core.crop_stage import CropConfig
+from ..core.head_scheduler import HeadRate
+from ..core.multi_head import HeadConfig, MultiHeadPipeline
 from ..core.frame_slots import Frame, FrameSlots
 from ..core.health import HealthThresholds, ModelStats, SourceStats
 from ..core.log_throttle import LogThrottle
@@ -26,6 +28,7 @@ from ..core.pipeline import DetectionPipeline, PipelineConfig, parse_size
 from ..core.stream_runner import FrameResult, StreamRunner
 from . import detection_msgs
 from .diagnostics import to_array
+from .head_outputs import HeadOutputs
 from .image_conversion import array_to_image_msg, compressed_to_array, image_to_array
 from .node_main import run_node
 from .parameters import (InvalidParameter, ParamSpec, boolean, declare, each_one_of, integer,
@@ -82,8 +85,29 @@ PARAMETERS = [
     number('stale_timeout_s', 3.0, 'STALE when an input is silent this long', 0.1, 3600.0,
            read_only=False),
     number('stats_window_s', 10.0, 'rolling window of the statistics', 1.0, 600.0),
+    strings('head_names', [], 'heads of a packed model, each configured under heads.<name>; '
+            'empty: a single-model detector'),
+    strings('cut_tensors', [], 'split heads: cut tensors overriding the automatic split'),
+    string('trunk_file', '', 'a pack of head files: the trunk model whose outputs feed them'),
     number('diagnostics_period_s', 1.0, 'period of /diagnostics', 0.1, 60.0),
 ]
+
+
+def head_parameters(name: str) -> list:
+    """The parameters of one head of a packed model, under ``heads.<name>.``."""
+    prefix = f'heads.{name}.'
+    return [
+        strings(prefix + 'outputs', [], 'outputs of the model file this head computes (split)'),
+        string(prefix + 'file', '', 'this head\'s own model file (a pack)'),
+        string(prefix + 'model_name', '', 'one model of a packed file'),
+        string(prefix + 'decoder', '', 'decoder of its outputs (empty: publish raw tensors)'),
+        strings(prefix + 'class_names', [], 'class names of its detections'),
+        number(prefix + 'rate_hz', 0.0, 'runs per second (0: every frame, or every_n_frames)',
+               0.0, 1000.0, read_only=False),
+        integer(prefix + 'every_n_frames', 0, 'run on every n-th frame instead of a rate',
+                0, 100000, read_only=False),
+        boolean(prefix + 'enabled', True, 'a disabled head costs nothing', read_only=False),
+    ]
 
 
 class InferNode(Node):
@@ -107,7 +131,7 @@ class InferNode(Node):
                                    f'{len(topics)} inputs')
         self.format = detection_msgs.resolve_format(p['detections_format'])
         self.backend_name = p['backend']
-        self.pipeline = DetectionPipeline.from_config(PipelineConfig(
+        config = PipelineConfig(
             model=p['model'], model_name=p['model_name'], backend=p['backend'],
             backend_options={'intra_op_threads': p['threads']}
             if p['backend'] == 'onnxruntime' else {},
@@ -119,7 +143,13 @@ class InferNode(Node):
                 class_names=p['crop_class_names'], max_batch=p['crop_max_batch'],
                 preprocess={'resize': 'stretch', 'scale': p['crop_scale'],
                             'mean': tuple(p['crop_mean']), 'std': tuple(p['crop_std'])})
-            if p['crop_model'] else None))
+            if p['crop_model'] else None)
+        self.heads = [self._declare_head(name) for name in p['head_names']]
+        if self.heads:
+            self.pipeline = MultiHeadPipeline.from_config(config, self.heads,
+                                                          p['cut_tensors'], p['trunk_file'])
+        else:
+            self.pipeline = DetectionPipeline.from_config(config)
         self.log_throttle = LogThrottle()
         window = p['stats_window_s']
         receive_group = ReentrantCallbackGroup()
@@ -140,11 +170,16 @@ class InferNode(Node):
             self._image_subscriptions.append(sub)
             self.sources.append(source)
             self.stats[source] = SourceStats(source, window)
-            self.publishers_by_source[source] = self.create_publisher(message_type, out, 10)
+            if not self.heads:  # a packed model's heads publish on topics of their own
+                self.publishers_by_source[source] = self.create_publisher(message_type, out, 10)
             if p['publish_debug_image']:
                 self.debug_publishers[source] = self.create_publisher(
                     Image, f'{source}/debug_image', 5)
         self.model_stats = ModelStats(p['model'], window, runtimes=p['num_runtimes'])
+        self.head_outputs = HeadOutputs(
+            self, self.sources, self.heads, self.format,
+            {name: len(head.model.outputs) for name, head in self.pipeline.packed.heads.items()},
+            window) if self.heads else None
         if self.format == 'vision_msgs':
             self.label_info_pub = self.create_publisher(
                 detection_msgs.vision_msgs_module().LabelInfo, 'label_info', LATCHED)
@@ -169,8 +204,24 @@ class InferNode(Node):
     def _header(self) -> Header:
         return Header(stamp=self.get_clock().now().to_msg(), frame_id='')
 
+    def _declare_head(self, name: str) -> HeadConfig:
+        prefix = f'heads.{name}.'
+        v = {k[len(prefix):]: value for k, value in
+             declare(self, head_parameters(name), self._apply).items()}
+        return HeadConfig(name, v['outputs'], v['file'], v['model_name'], v['decoder'],
+                          v['class_names'], HeadRate(name, v['rate_hz'], v['every_n_frames'],
+                                                     v['enabled']))
+
     def _apply(self, name: str, value) -> None:
-        if name == 'score_threshold':
+        if name.startswith('heads.'):
+            head, field = name[len('heads.'):].rsplit('.', 1)
+            if field == 'rate_hz':
+                self.pipeline.set_rate(head, rate_hz=value)
+            elif field == 'every_n_frames':
+                self.pipeline.set_rate(head, every_n_frames=value)
+            elif field == 'enabled':
+                self.pipeline.set_enabled(head, value)
+        elif name == 'score_threshold':
             self.pipeline.score_threshold = value
         elif name in ('expected_rate_hz', 'latency_budget_ms', 'stale_timeout_s'):
             setattr(self.thresholds, name, value)
@@ -207,8 +258,11 @@ class InferNode(Node):
         source = result.frame.source
         header = result.frame.meta
         h, w = result.image.shape[:2]
-        self.publishers_by_source[source].publish(
-            detection_msgs.to_message(self.format, header, result.detections, (w, h)))
+        if result.heads is not None:
+            self.head_outputs.publish(source, header, (w, h), result.heads)
+        else:
+            self.publishers_by_source[source].publish(
+                detection_msgs.to_message(self.format, header, result.detections, (w, h)))
         if source in self.debug_publishers:
             bgr = result.image if result.channel_order == 'bgr' or result.image.ndim == 2 \
                 else cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)
@@ -224,6 +278,8 @@ class InferNode(Node):
         model_error = self.model_stats.current_error()
         reports = [self.stats[s].report(f'{name}: input {s}', self.thresholds, model_error)
                    for s in self.sources]
+        if self.head_outputs is not None:
+            reports += self.head_outputs.reports(name, self.pipeline)
         reports.append(self.model_stats.report(f'{name}: model {self.model_stats.model}', {
             'backend': self.backend_name,
             'batch': self.pipeline.model.batch.describe()}))

@@ -12,6 +12,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from ..core.errors import InferError
+
 Check = Callable[[Any], Optional[str]]  # value -> reason it is invalid, or None
 
 
@@ -62,7 +64,6 @@ def size_text(text: str) -> Optional[str]:
     """Problem with a 'WxH' size parameter (empty means unset), or None."""
     if not text:
         return None
-    from ..core.errors import InferError
     from ..core.pipeline import parse_size
     try:
         parse_size(text)
@@ -138,7 +139,11 @@ def declare(node: Node, specs: List[ParamSpec],
         if apply is not None:
             for param in params:
                 if param.name in by_name:
-                    apply(param.name, param.value)
+                    try:
+                        apply(param.name, param.value)
+                    except InferError as exc:
+                        return SetParametersResult(successful=False,
+                                                   reason=f'{param.name}: {exc}')
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(on_set)

@@ -1,0 +1,90 @@
+"""A packed model's heads on ROS: per input and head, a topic and statistics.
+
+A head with a decoder publishes ``<input>/<head>/detections`` (the node's detections format);
+a head without one publishes its raw outputs, output ``i`` as ``std_msgs/Float32MultiArray`` on
+``<input>/<head>/tensor_<i>`` (dimensions in ``layout.dim``; this message type has no header,
+so the frame's stamp is not carried). Each input and head has a diagnostics status
+``<node>: head <head> on <input>``.
+"""
+
+import array
+import time
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+from ..core.health import Level, StatusReport, SUMMARY_FIELDS, stage_key
+from ..core.multi_head import HeadConfig, HeadOutput, MultiHeadPipeline
+from ..core.stats import LatencyWindow
+from . import detection_msgs
+
+
+def tensor_message(tensor: np.ndarray) -> Float32MultiArray:
+    msg = Float32MultiArray()
+    values = np.ascontiguousarray(tensor, np.float32)
+    stride = values.size
+    for i, size in enumerate(values.shape):
+        msg.layout.dim.append(MultiArrayDimension(label=f'dim{i}', size=size, stride=stride))
+        stride //= max(size, 1)
+    data = array.array('f')
+    data.frombytes(values.tobytes())
+    msg.data = data  # an array.array: no per-element checks (see image_conversion)
+    return msg
+
+
+class HeadOutputs:
+    def __init__(self, node, sources: Sequence[str], heads: List[HeadConfig], fmt: str,
+                 outputs_per_head: Dict[str, int], window_s: float):
+        self.fmt = fmt
+        self.publishers: Dict[Tuple[str, str], list] = {}
+        self.latency: Dict[Tuple[str, str], Dict[str, LatencyWindow]] = {}
+        message_type = detection_msgs.message_type(fmt)
+        for source in sources:
+            for head in heads:
+                key = (source, head.name)
+                if head.decoder:
+                    self.publishers[key] = [node.create_publisher(
+                        message_type, f'{source}/{head.name}/detections', 10)]
+                else:
+                    self.publishers[key] = [
+                        node.create_publisher(Float32MultiArray,
+                                              f'{source}/{head.name}/tensor_{i}', 10)
+                        for i in range(outputs_per_head[head.name])]
+                self.latency[key] = {stage: LatencyWindow(window_s)
+                                     for stage in ('inference', 'postprocess')}
+
+    def publish(self, source: str, header, size: Tuple[int, int],
+                outputs: List[HeadOutput]) -> None:
+        for output in outputs:
+            key = (source, output.head)
+            publishers = self.publishers[key]
+            if output.detections is not None:
+                publishers[0].publish(detection_msgs.to_message(self.fmt, header,
+                                                                output.detections, size))
+            else:
+                for publisher, tensor in zip(publishers, output.tensors):
+                    publisher.publish(tensor_message(tensor))
+            now = time.monotonic()
+            self.latency[key]['inference'].add(output.inference_ms, now)
+            self.latency[key]['postprocess'].add(output.postprocess_ms, now)
+
+    def reports(self, node_name: str, pipeline: MultiHeadPipeline) -> List[StatusReport]:
+        reports = []
+        now = time.monotonic()
+        for (source, head), windows in self.latency.items():
+            stats = pipeline.scheduler(source).stats(now)[head]
+            values = {'target_hz': f'{stats.target_hz:.2f}',
+                      'achieved_hz': f'{stats.achieved_hz:.2f}', 'runs': str(stats.runs),
+                      'skipped_frames': str(stats.skipped), 'enabled': str(stats.enabled).lower()}
+            for stage, window in windows.items():
+                summary = window.summary(now)
+                for stat in SUMMARY_FIELDS:
+                    value = getattr(summary, stat)
+                    values[stage_key(stage, stat)] = \
+                        str(value) if stat == 'count' else f'{value:.2f}'
+            message = (f'target {stats.target_hz:.1f} Hz, achieved {stats.achieved_hz:.1f} Hz'
+                       if stats.enabled else 'disabled')
+            reports.append(StatusReport(f'{node_name}: head {head} on {source}', Level.OK,
+                                        message, values))
+        return reports
