@@ -16,7 +16,6 @@ batch latency is what each run took (latency: one runtime; throughput: several).
 
 import argparse
 import itertools
-import json
 import os
 import platform
 import re
@@ -24,7 +23,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
-from .cli import add_model_arguments, pipeline_config, run
+from .cli import add_model_arguments, pipeline_config, run, write_json
 from .core.errors import ConfigError
 from .core.pipeline import DetectionPipeline, parse_size
 from .core.sample_images import load_image_or_sample
@@ -286,9 +285,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(format_table(result))
         plot(result, args.plot)
         print(f'plot: {args.plot}')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
     return 0
 
 

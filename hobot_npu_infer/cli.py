@@ -1,6 +1,7 @@
 """What the command-line tools share: model options, and one-line errors instead of tracebacks."""
 
 import argparse
+import json
 import sys
 from typing import Callable, List, Optional
 
@@ -38,6 +39,13 @@ def pipeline_config(args: argparse.Namespace, input_size=None,
         else {},
         decoder=args.decoder, labels_file=args.labels, score_threshold=args.score_threshold,
         input_size=input_size, num_runtimes=num_runtimes)
+
+
+def write_json(path: str, data) -> None:
+    """Write a command's results to ``--json OUT`` when one was given."""
+    if path:
+        with open(path, 'w') as f:
+            json.dump(data, f, indent=2)
 
 
 def run(main: Callable[[Optional[List[str]]], int], argv: Optional[List[str]] = None) -> None:

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .cli import run
+from .cli import run, write_json
 from .core.errors import ConfigError
 
 RATES = {'detect': 30.0, 'segment': 10.0, 'classify': 5.0}
@@ -207,9 +207,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'shared saves {result["saving_over_separate_pct"]} % over separate models; resident '
           f'memory shared {result["resident_mb"]["shared"]} MB against separate '
           f'{result["resident_mb"]["separate"]} MB')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
     return 0
 
 

@@ -98,7 +98,10 @@ def run_launch_file(monkeypatch, name):
     the same names, which is enough to check what it starts and with which arguments."""
     modules = {
         'launch': types.SimpleNamespace(LaunchDescription=Recorder),
-        'launch.actions': types.SimpleNamespace(DeclareLaunchArgument=Recorder),
+        'launch.actions': types.SimpleNamespace(DeclareLaunchArgument=Recorder,
+                                                IncludeLaunchDescription=Recorder),
+        'launch.launch_description_sources': types.SimpleNamespace(
+            PythonLaunchDescriptionSource=Recorder),
         'launch.conditions': types.SimpleNamespace(IfCondition=Recorder),
         'launch.substitutions': types.SimpleNamespace(LaunchConfiguration=Recorder,
                                                       PathJoinSubstitution=Recorder),
@@ -112,19 +115,19 @@ def run_launch_file(monkeypatch, name):
     with open(path) as f:
         exec(compile(f.read(), path, 'exec'), namespace)
     [actions] = namespace['generate_launch_description']().args
-    arguments = {a.args[0]: a.kwargs for a in actions if 'package' not in a.kwargs}
+    arguments = {a.args[0]: a.kwargs for a in actions
+                 if 'package' not in a.kwargs and 'launch_arguments' not in a.kwargs}
     nodes = [a.kwargs for a in actions if 'package' in a.kwargs]
-    return arguments, nodes
+    return arguments, nodes, actions
 
 
 @pytest.mark.parametrize('launch_file, config, arguments_expected', [
     ('infer.launch.py', 'default.yaml', {'namespace', 'image_topic', 'config'}),
     ('multi_camera.launch.py', 'multi_camera.yaml', {'namespace', 'use_test_camera', 'config'}),
-    ('multi_head.launch.py', 'multi_head.yaml', {'namespace', 'image_topic', 'config'}),
 ])
 def test_launch_files_start_the_nodes_with_the_installed_config(monkeypatch, launch_file, config,
                                                                 arguments_expected):
-    arguments, nodes = run_launch_file(monkeypatch, launch_file)
+    arguments, nodes, _ = run_launch_file(monkeypatch, launch_file)
     assert set(arguments) == arguments_expected
     config_path = arguments['config']['default_value'].args[0]
     assert config_path[0].args == (PACKAGE,) and config_path[1:] == ['config', config]
@@ -136,16 +139,26 @@ def test_launch_files_start_the_nodes_with_the_installed_config(monkeypatch, lau
         assert [p.args for p in node['parameters']] == [('config',)]
 
 
-@pytest.mark.parametrize('launch_file', ['infer.launch.py', 'multi_head.launch.py'])
+def test_multi_head_launch_is_the_infer_launch_with_its_config(monkeypatch):
+    arguments, nodes, [include] = run_launch_file(monkeypatch, 'multi_head.launch.py')
+    assert arguments == {} and nodes == []
+    source, = include.args
+    assert source.args[0].args[0][1:] == ['launch', 'infer.launch.py']
+    [(key, config)] = list(include.kwargs['launch_arguments'])
+    assert key == 'config' and config.args[0][1:] == ['config', 'multi_head.yaml']
+    assert os.path.isfile(os.path.join(REPO, 'config', 'multi_head.yaml'))
+
+
+@pytest.mark.parametrize('launch_file', ['infer.launch.py'])
 def test_launch_remaps_the_camera_topic_of_both_nodes(monkeypatch, launch_file):
-    _, nodes = run_launch_file(monkeypatch, launch_file)
+    _, nodes, _ = run_launch_file(monkeypatch, launch_file)
     for node in nodes:
         [remap] = node['remappings']
         assert remap[0] == 'image_raw' and remap[1].args == ('image_topic',)
 
 
 def test_multi_camera_launch_starts_the_test_camera_on_request(monkeypatch):
-    _, nodes = run_launch_file(monkeypatch, 'multi_camera.launch.py')
+    _, nodes, _ = run_launch_file(monkeypatch, 'multi_camera.launch.py')
     [camera] = [n for n in nodes if n['executable'] == 'image_source']
     assert camera['condition'].args[0].args == ('use_test_camera',)
 
