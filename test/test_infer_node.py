@@ -21,6 +21,7 @@ from hobot_npu_infer.ros.qos import image_qos
 from ros_harness import Listener, RosProcess, published_frame_ids, stamp_key
 
 CAM, COMP, BAD = '/itest/cam/image_raw', '/itest/comp/image_raw', '/itest/bad/image_raw'
+QOS = '/itest/qos/image_raw'
 ASTRONAUT_FACE = (182, 58, 270, 178)
 
 
@@ -28,7 +29,7 @@ ASTRONAUT_FACE = (182, 58, 270, 178)
 def system(tmp_path_factory):
     logs = tmp_path_factory.mktemp('logs')
     node = RosProcess('infer_node', {
-        'inputs': [CAM, BAD], 'compressed_inputs': [COMP], 'detections_format': 'json',
+        'inputs': [CAM, BAD, QOS], 'compressed_inputs': [COMP], 'detections_format': 'json',
         'qos_reliability': ['reliable'], 'qos_depth': [2], 'stale_timeout_s': 30.0,
         'publish_debug_image': True},
         log_path=str(logs / 'infer_node.log'))
@@ -200,3 +201,21 @@ def test_runtime_parameter_changes_are_validated_and_applied(system):
         assert faces(listener.received(out)[-1]) == []  # no face scores 0.999
     finally:
         assert set_parameter(listener, 'score_threshold', 0.5).successful
+
+
+def test_an_incompatible_publisher_is_named_in_a_warning(system):
+    """A best-effort camera and a reliable subscription never match: silent no-output, unless
+    the node says why."""
+    listener, node = system
+    listener.publisher(Image, QOS, image_qos('best_effort', 1))
+
+    def warned():
+        status = newest_status(listener, f'input {QOS}')
+        return status is not None and 'RELIABILITY' in status.message
+    assert listener.wait_for(warned), node.output()
+    status = newest_status(listener, f'input {QOS}')
+    assert level_of(status) == 1 and 'incompatible QoS' in status.message
+    values = {kv.key: kv.value for kv in status.values}
+    assert values['qos_incompatible_policy'] == 'RELIABILITY'
+    assert int(values['qos_incompatible_count']) >= 1
+    assert node.output().count(f'{QOS}: a publisher offers a QoS incompatible') == 1

@@ -65,6 +65,8 @@ class SourceStats:
         self.frames_out = 0
         self.dropped_stale = 0
         self.conversion_errors: Counter = Counter()
+        self.qos_incompatible = ''  # the policy a publisher's QoS last clashed on
+        self.qos_incompatible_count = 0
 
     def on_received(self) -> None:
         self.input_rate.tick()
@@ -79,6 +81,12 @@ class SourceStats:
         self.recent_errors.tick()
         with self._lock:
             self.conversion_errors[cause] += 1
+
+    def on_qos_incompatible(self, policy: str, total: int) -> None:
+        """A publisher on this input offers a QoS our subscription cannot match."""
+        with self._lock:
+            self.qos_incompatible = policy
+            self.qos_incompatible_count = total
 
     def on_published(self, stage_ms: Dict[str, float]) -> None:
         now = self._clock()
@@ -97,6 +105,10 @@ class SourceStats:
                       'conversion_errors': str(sum(self.conversion_errors.values()))}
             values.update({f'conversion_errors.{cause}': str(n)
                            for cause, n in sorted(self.conversion_errors.items())})
+            qos = self.qos_incompatible
+            if qos:
+                values['qos_incompatible_policy'] = qos
+                values['qos_incompatible_count'] = str(self.qos_incompatible_count)
         rate_in, rate_out = self.input_rate.rate_hz(now), self.output_rate.rate_hz(now)
         values['input_rate_hz'] = _fmt(rate_in)
         values['output_rate_hz'] = _fmt(rate_out)
@@ -107,6 +119,10 @@ class SourceStats:
                 values[stage_key(stage, stat)] = str(value) if stat == 'count' else _fmt(value)
         level, message = self._level(now, thresholds, model_error, rate_out, summaries['e2e'].p99,
                                      summaries['e2e'].p50)
+        if qos and level in (Level.OK, Level.STALE):
+            # silent no-output has a cause worth naming: a publisher we cannot match
+            level, message = Level.WARN, (f'incompatible QoS with a publisher of '
+                                          f'{self.source}: {qos} ({message})')
         return StatusReport(name, level, message, values)
 
     def _level(self, now, thresholds, model_error, rate_out, e2e_p99, e2e_p50):

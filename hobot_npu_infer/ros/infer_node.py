@@ -12,6 +12,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSPolicyKind
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -162,7 +167,9 @@ class InferNode(Node):
         for i, ((topic, msg_type), rel, dep) in enumerate(zip(topics, reliability, depth)):
             sub = self.create_subscription(
                 msg_type, topic, lambda msg, s=i: self._on_image(msg, s),
-                image_qos(rel, dep), callback_group=receive_group)
+                image_qos(rel, dep), callback_group=receive_group,
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=lambda info, s=i: self._on_incompatible_qos(info, s)))
             source = sub.topic_name  # resolved: namespace and remapping applied
             out = p['output_topics'][i] if p['output_topics'] else f'{source}/detections'
             if source in self.stats:
@@ -231,6 +238,18 @@ class InferNode(Node):
         self.stats[source].on_received()
         if self.slots.put(Frame(source, msg, time.monotonic(), msg.header)):
             self.stats[source].on_dropped()
+
+    def _on_incompatible_qos(self, info, index: int) -> None:
+        source = self.sources[index] if index < len(self.sources) else str(index)
+        policy = QoSPolicyKind(info.last_policy_kind).name
+        if source in self.stats:
+            self.stats[source].on_qos_incompatible(policy, info.total_count)
+        admitted, _ = self.log_throttle.admit((source, 'qos'))
+        if admitted:
+            self.get_logger().warning(
+                f'{source}: a publisher offers a QoS incompatible with this subscription '
+                f'({policy}); no frames arrive from it. Match qos_reliability/qos_depth to '
+                f'the camera')
 
     @staticmethod
     def _convert(msg):
