@@ -32,6 +32,11 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # A signal can shut the context down while the executor is taking a message, and
+        # rclpy then raises a bare RuntimeError from the take: that is the shutdown, not a bug.
+        if executor.context.ok():
+            raise
     finally:
         shut_down(executor, node)
     return 0
