@@ -169,6 +169,7 @@ class ModelStats:
         self.batch_slots = LatencyWindow(window_s, clock=clock)
         self._lock = threading.Lock()
         self.runs = 0
+        self.reloads = 0
         self.padding_slots = 0
         self.backend_errors = 0
         self.last_error = ''
@@ -183,6 +184,10 @@ class ModelStats:
             self.runs += 1
             self.padding_slots += max(0, slots - images)
             self.failing = False
+
+    def on_reload(self) -> None:
+        with self._lock:
+            self.reloads += 1
 
     def on_error(self, message: str) -> None:
         with self._lock:
@@ -201,7 +206,7 @@ class ModelStats:
         with self._lock:
             values = {'model': self.model, 'runs': str(self.runs),
                       'backend_errors': str(self.backend_errors), 'last_error': self.last_error,
-                      'padding_slots': str(self.padding_slots)}
+                      'padding_slots': str(self.padding_slots), 'reloads': str(self.reloads)}
             failing = self.failing
         for stat in SUMMARY_FIELDS:
             value = getattr(summary, stat)

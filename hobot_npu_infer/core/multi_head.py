@@ -5,7 +5,7 @@ due heads run on that same frame's features. Frames no head needs are not even p
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -71,6 +71,7 @@ class MultiHeadPipeline:
         self.model = packed.trunk or next(iter(packed.heads.values())).model
         self.runtimes = [self.model]  # one engine instance: heads run one after another
         self.class_names = next((list(d.class_names) for d in decoding.values()), [])
+        self.loader: Optional[Callable[[], PackedModel]] = None  # loads the packed model afresh
 
     @property
     def score_threshold(self) -> float:
@@ -92,25 +93,41 @@ class MultiHeadPipeline:
         backend = create_backend(config.backend, **config.backend_options)
         if all(h.outputs and not h.file for h in heads):
             resolved = resolve_model(config.model, config.cache_dir)
-            packed = load_split(backend, resolved.path,
-                                [HeadSpec(h.name, list(h.outputs)) for h in heads],
-                                cut_tensors or None, config.cache_dir)
             profile = resolved.profile
+
+            def load() -> PackedModel:
+                return load_split(backend, resolved.path,
+                                  [HeadSpec(h.name, list(h.outputs)) for h in heads],
+                                  cut_tensors or None, config.cache_dir)
         elif all(h.file and not h.outputs for h in heads):
-            packed = load_pack(backend, [HeadFile(h.name, h.file, h.model_name) for h in heads],
-                               HeadFile('trunk', trunk_file) if trunk_file else None)
             profile = None
+
+            def load() -> PackedModel:
+                return load_pack(backend,
+                                 [HeadFile(h.name, h.file, h.model_name) for h in heads],
+                                 HeadFile('trunk', trunk_file) if trunk_file else None)
         else:
             raise ConfigError('give every head either its outputs (a split of the model file) '
                               'or its own file (a pack), not a mix')
+        packed = load()
         threshold = config.score_threshold if config.score_threshold is not None else \
             (profile.score_threshold if profile else 0.5)
         decoding = {h.name: HeadDecoding(create_decoder(h.decoder), list(h.class_names) or
                                          (list(profile.class_names) if profile else []),
                                          threshold)
                     for h in heads if h.decoder}
-        return cls(packed, Preprocessor(preprocess_config(config, profile), packed.input),
-                   [h.rate for h in heads], decoding)
+        pipeline = cls(packed, Preprocessor(preprocess_config(config, profile), packed.input),
+                       [h.rate for h in heads], decoding)
+        pipeline.loader = load
+        return pipeline
+
+    def reload(self) -> None:
+        """Load the packed model afresh (after repeated backend failures)."""
+        if self.loader is None:
+            raise ConfigError('this pipeline was not built from model files; nothing to reload')
+        self.packed = self.loader()
+        self.model = self.packed.trunk or next(iter(self.packed.heads.values())).model
+        self.runtimes = [self.model]
 
     def scheduler(self, source: str) -> HeadScheduler:
         with self._lock:

@@ -6,7 +6,7 @@ and overlap pre-processing of one frame with inference of another.
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -106,6 +106,8 @@ class DetectionPipeline:
         self.decoder = decoder
         self.class_names = list(class_names)
         self.score_threshold = score_threshold
+        self.loader: Optional[Callable[[], List[Model]]] = None  # loads the runtimes afresh
+        self.model_path = ''
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> 'DetectionPipeline':
@@ -114,8 +116,11 @@ class DetectionPipeline:
         if not 1 <= config.num_runtimes <= 64:
             raise ConfigError(f'num_runtimes must be within 1..64, got {config.num_runtimes}')
         backend = create_backend(config.backend, **config.backend_options)
-        runtimes = [select_model(backend.load(resolved.path, runtime), config.model_name,
+
+        def load_runtimes() -> List[Model]:
+            return [select_model(backend.load(resolved.path, runtime), config.model_name,
                                  resolved.path) for runtime in range(config.num_runtimes)]
+        runtimes = load_runtimes()
         model = runtimes[0]
         decoder_name = config.decoder or (profile.decoder if profile else '')
         if not decoder_name:
@@ -124,13 +129,22 @@ class DetectionPipeline:
         threshold = config.score_threshold
         if threshold is None:
             threshold = profile.score_threshold if profile else 0.5
-        return cls(model, Preprocessor(preprocess_config(config, profile), model.inputs[0]),
-                   create_decoder(decoder_name, **config.decoder_options),
-                   resolve_class_names(config.labels_file, config.class_names,
-                                       profile.class_names if profile else ()),
-                   threshold, runtimes,
-                   CropStage.load(backend, config.crop, config.num_runtimes)
-                   if config.crop and config.crop.model else None)
+        pipeline = cls(model, Preprocessor(preprocess_config(config, profile), model.inputs[0]),
+                       create_decoder(decoder_name, **config.decoder_options),
+                       resolve_class_names(config.labels_file, config.class_names,
+                                           profile.class_names if profile else ()),
+                       threshold, runtimes,
+                       CropStage.load(backend, config.crop, config.num_runtimes)
+                       if config.crop and config.crop.model else None)
+        pipeline.loader, pipeline.model_path = load_runtimes, resolved.path
+        return pipeline
+
+    def reload(self) -> None:
+        """Load the runtimes afresh from the model file (after repeated backend failures)."""
+        if self.loader is None:
+            raise ConfigError('this pipeline was not built from a model file; nothing to reload')
+        runtimes = self.loader()
+        self.model, self.runtimes = runtimes[0], runtimes
 
     def prepare(self, images: Sequence[np.ndarray],
                 channel_orders: Union[str, Sequence[str]] = 'bgr') -> PreparedBatch:

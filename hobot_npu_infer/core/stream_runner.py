@@ -26,9 +26,15 @@ from .frame_slots import Frame, FrameSlots
 from .health import ModelStats, SourceStats
 from .pipeline import DetectionPipeline
 from .preprocess import PreparedBatch
+from .reload_backoff import ReloadBackoff
 
 Converter = Callable[[object], Tuple[np.ndarray, str]]
 JIT_MARGIN_S = 0.002  # slack for the thread to wake up and take the frames
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f'{type(exc).__name__}: {text.splitlines()[0][:200]}' if text else type(exc).__name__
 
 
 class MovingAverage:
@@ -68,7 +74,8 @@ class StreamRunner:
                  on_bad_frame: Callable[[Frame, InferError], None],
                  on_internal_error: Callable[[str], None],
                  source_stats: Dict[str, SourceStats], model_stats: ModelStats,
-                 max_batch: int = 1, max_batch_delay_s: float = 0.0):
+                 max_batch: int = 1, max_batch_delay_s: float = 0.0,
+                 reload_backoff: Optional[ReloadBackoff] = None):
         self.pipeline = pipeline
         self.slots = slots
         self.convert = convert
@@ -79,6 +86,8 @@ class StreamRunner:
         self.model_stats = model_stats
         self.max_batch = pipeline.model.batch.fixed_size or max_batch
         self.max_batch_delay_s = max_batch_delay_s
+        self.reload_backoff = reload_backoff or ReloadBackoff()
+        self._reload_lock = threading.Lock()
         self._handoff: Optional[_Prepared] = None
         self._busy: Dict[int, float] = {}  # runtime -> when its running backend call started
         self._newest_delivered: Dict[str, float] = {}  # source -> arrival of its newest result
@@ -143,6 +152,16 @@ class StreamRunner:
         self._prepare_s.add(ready - started)
         return _Prepared(kept, images, batch, started, ready)
 
+    def _reload(self) -> None:
+        """Load the model afresh after repeated failures; a failed reload is an error too."""
+        with self._reload_lock:
+            try:
+                self.pipeline.reload()
+            except Exception as exc:  # a missing or corrupt file, a backend that will not start
+                self.model_stats.on_error(f'reload failed: {one_line(exc)}')
+                return
+            self.model_stats.on_reload()
+
     def _start_delay(self) -> float:
         """Seconds to wait before taking frames so they are ready just as a runtime frees up."""
         if len(self._busy) < len(self.pipeline.runtimes):
@@ -198,13 +217,15 @@ class StreamRunner:
         try:
             outcome = self.pipeline.run_batch(item.frames, item.images, batch, runtime)
         except Exception as exc:  # the backend may raise anything; count it, keep serving
-            self.model_stats.on_error(f'{type(exc).__name__}: {str(exc).splitlines()[0][:200]}'
-                                      if str(exc) else type(exc).__name__)
+            self.model_stats.on_error(one_line(exc))
+            if self.reload_backoff.record_failure():
+                self._reload()
             return
         finally:
             with self._cond:
                 self._busy.pop(runtime, None)
                 self._cond.notify_all()
+        self.reload_backoff.record_success()
         t2 = time.monotonic()
         self._infer_s.add(t2 - t0)
         inference_ms, postprocess_ms = outcome.inference_ms, (t2 - t0) * 1e3 - outcome.inference_ms

@@ -4,6 +4,7 @@ Subscription callbacks only store the newest message of each input; conversion, 
 publishing run on the core's StreamRunner threads, so receiving never waits for the model.
 """
 
+import os
 import time
 from typing import Any, Dict, List
 
@@ -27,7 +28,7 @@ from ..core.crop_stage import CropConfig
 from ..core.head_scheduler import HeadRate
 from ..core.multi_head import HeadConfig, MultiHeadPipeline
 from ..core.frame_slots import Frame, FrameSlots
-from ..core.health import HealthThresholds, ModelStats, SourceStats
+from ..core.health import HealthThresholds, Level, ModelStats, SourceStats
 from ..core.log_throttle import LogThrottle
 from ..core.pipeline import DetectionPipeline, PipelineConfig, parse_size
 from ..core.stream_runner import FrameResult, StreamRunner
@@ -299,9 +300,15 @@ class InferNode(Node):
                    for s in self.sources]
         if self.head_outputs is not None:
             reports += self.head_outputs.reports(name, self.pipeline)
-        reports.append(self.model_stats.report(f'{name}: model {self.model_stats.model}', {
-            'backend': self.backend_name,
-            'batch': self.pipeline.model.batch.describe()}))
+        model_file = getattr(self.pipeline, 'model_path', '')
+        report = self.model_stats.report(f'{name}: model {self.model_stats.model}', {
+            'backend': self.backend_name, 'batch': self.pipeline.model.batch.describe(),
+            'model_file': model_file or '-',
+            'model_file_present': str(not model_file or os.path.isfile(model_file)).lower()})
+        if report.values['model_file_present'] == 'false' and report.level == Level.OK:
+            report.level = Level.WARN  # still serving from memory, but a reload would fail
+            report.message = f'model file {model_file} is gone; {report.message}'
+        reports.append(report)
         self.diagnostics_pub.publish(to_array(self.get_clock().now().to_msg(), reports,
                                               self.get_fully_qualified_name()))
 
