@@ -39,7 +39,13 @@ class Decoder(ABC):
         n = batch_size or outputs[0].shape[0]
         results = []
         for b in range(n):
-            raw = self.candidates(outputs, b, input_size, score_threshold)
+            # Garbage from a backend (NaN, infinities) makes no detection and no warning.
+            with np.errstate(invalid='ignore', over='ignore', divide='ignore'):
+                raw = self.candidates(outputs, b, input_size, score_threshold)
+            finite = np.isfinite(raw.scores) & np.isfinite(raw.boxes).all(axis=1)
+            if raw.keypoints is not None:
+                finite &= np.isfinite(raw.keypoints).all(axis=(1, 2))
+            raw = raw.select(finite)
             keep = batched_nms(raw.boxes, raw.scores, raw.class_ids,
                                self.nms_threshold, self.max_detections)
             results.append(raw.select(keep))
