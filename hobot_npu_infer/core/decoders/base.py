@@ -37,6 +37,10 @@ class Decoder(ABC):
             raise OutputLayoutError(f'decoder {self.name} needs {self.num_outputs} output(s), '
                                     f'the model gave {len(outputs)}')
         n = batch_size or outputs[0].shape[0]
+        for i, output in enumerate(outputs[:self.num_outputs]):
+            if output.ndim == 0 or output.shape[0] < n:
+                raise OutputLayoutError(f'decoder {self.name}: output {i} of shape {output.shape} '
+                                        f'holds no batch of {n}')
         results = []
         for b in range(n):
             # Garbage from a backend (NaN, infinities) makes no detection and no warning.
