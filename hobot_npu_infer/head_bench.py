@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .bench import timed_ms
 from .cli import run, write_json
 from .core.errors import ConfigError
 
@@ -98,11 +99,6 @@ def measure(model_path: str, seconds: float, threads: int) -> Dict[str, object]:
     models = _load(paths, list(paths), threads)
     image = np.random.default_rng(0).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
 
-    def timed(fn) -> float:
-        start = time.perf_counter()
-        fn()
-        return (time.perf_counter() - start) * 1e3
-
     part_ms: Dict[str, List[float]] = {name: [] for name in ['trunk', *RATES]}
 
     def shared_frame(due):
@@ -127,13 +123,13 @@ def measure(model_path: str, seconds: float, threads: int) -> Dict[str, object]:
     for samples in part_ms.values():
         samples.clear()
     spent = {mode: 0.0 for mode in modes}
-    for second in range(max(1, round(seconds))):  # the modes alternate each second of video
+    for _ in range(max(1, round(seconds))):  # the modes alternate each second of video
         for mode, frame_fn in modes.items():
             scheduler = _scheduler()
             for i in range(int(FRAME_HZ)):
                 due = scheduler.due(i / FRAME_HZ)
                 if mode == 'every_frame' or due:
-                    spent[mode] += timed(lambda: frame_fn(due))
+                    spent[mode] += timed_ms(lambda: frame_fn(due))
     seconds = max(1, round(seconds))
     results = {mode: round(ms / seconds, 1) for mode, ms in spent.items()}
     # the least compute: each part's mean time at its rate (trunk at the fastest head's)
@@ -154,11 +150,12 @@ def resident_mb(paths: Dict[str, str], names: List[str], threads: int) -> float:
     """Resident memory a fresh process gains by loading and running ``names``."""
     code = (
         'import json, sys, numpy as np\n'
-        'from hobot_npu_infer.head_bench import _load, _rss_mb, SIZE\n'
+        'from hobot_npu_infer.head_bench import _load, SIZE\n'
+        'from hobot_npu_infer.core.stats import process_rss_mb\n'
         'paths, names, threads = json.loads(sys.argv[1])\n'
         'from hobot_npu_infer.core.backends import create_backend\n'
         'create_backend("onnxruntime")\n'
-        'before = _rss_mb()\n'
+        'before = process_rss_mb()\n'
         'models = _load(paths, names, threads)\n'
         'image = np.zeros((1, 3, SIZE, SIZE), np.float32)\n'
         'feats = {"image": image}\n'
@@ -166,18 +163,12 @@ def resident_mb(paths: Dict[str, str], names: List[str], threads: int) -> float:
         '    m = models[name]\n'
         '    out = m.run({s.name: feats[s.name] for s in m.inputs})\n'
         '    feats.update(zip([o.name for o in m.outputs], out))\n'
-        'print(_rss_mb() - before)\n')
+        'print(process_rss_mb() - before)\n')
     proc = subprocess.run([sys.executable, '-c', code, json.dumps([paths, names, threads])],
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise ConfigError(f'memory measurement failed: {proc.stderr.strip().splitlines()[-1]}')
     return round(float(proc.stdout.strip()), 1)
-
-
-def _rss_mb() -> float:
-    with open('/proc/self/status') as f:
-        kb = next(int(line.split()[1]) for line in f if line.startswith('VmRSS:'))
-    return kb / 1024.0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

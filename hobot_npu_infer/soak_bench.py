@@ -15,12 +15,7 @@ from typing import Dict, List, Optional
 
 from .cli import run, write_json
 from .core.errors import ConfigError, InferError
-from .core.stats import summarize
-
-
-def rss_mb(pid: int) -> float:
-    with open(f'/proc/{pid}/status') as f:
-        return next(int(line.split()[1]) for line in f if line.startswith('VmRSS:')) / 1024.0
+from .core.stats import process_rss_mb, summarize
 
 
 def dropped(arrays, topics: List[str]) -> int:
@@ -88,7 +83,7 @@ def soak(args) -> Dict[str, object]:
                         ages.append((arrived - sec - nsec * 1e-9) * 1e3)
             age = summarize(ages)
             intervals.append({'t_s': round(now - (end - args.minutes * 60), 1),
-                              'rss_mb': round(rss_mb(node.proc.pid), 1),
+                              'rss_mb': round(process_rss_mb(node.proc.pid), 1),
                               'outputs_per_s': round(len(ages) / (now - seen), 2),
                               'age_ms_p50': round(age.p50, 1), 'age_ms_p99': round(age.p99, 1),
                               'dropped_stale': dropped(listener.received('/diagnostics'),

@@ -100,3 +100,9 @@ class RateMeter:
         horizon = now - self.window_s
         while self._events and self._events[0] < horizon:
             self._events.popleft()
+
+
+def process_rss_mb(pid='self') -> float:
+    """Resident memory of a process (this one by default), from /proc, in MB."""
+    with open(f'/proc/{pid}/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith('VmRSS:')) / 1024.0
