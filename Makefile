@@ -4,16 +4,22 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RKNN_VENV ?= .venv-rknn
+RKNN_STAMP := $(RKNN_VENV)/.installed
 DEMO_SECONDS ?= 20
 PYTEST_ARGS ?=
 
 # DDS stays on this machine: loopback discovery only, and a domain of its own for each run.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 190 + 10 )))
+# The rknn backend builds and simulates models in rknn-toolkit2's own environment.
+export HOBOT_NPU_INFER_RKNN_PYTHON ?= $(CURDIR)/$(RKNN_VENV)/bin/python
 
-.PHONY: venv demo test bench clean
+.PHONY: venv rknn-sim demo test bench clean
 
 venv: $(STAMP)
+
+rknn-sim: $(RKNN_STAMP)
 
 # Re-run whenever a requirement or the package metadata changes ("creates or refreshes").
 $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt setup.py setup.cfg package.xml
@@ -24,14 +30,22 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt setup.py
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# rknn-toolkit2 2.5.0 with its simulator. torch 2.13.0 first, alone, so the CPU build is taken.
+$(RKNN_STAMP): requirements-rknn.txt
+	test -x $(RKNN_VENV)/bin/python || $(PYTHON) -m venv $(RKNN_VENV)
+	$(RKNN_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(RKNN_VENV)/bin/python -m pip install --quiet -r requirements-rknn.txt
+	$(RKNN_VENV)/bin/python -m pip install --quiet --no-deps rknn-toolkit2==2.5.0
+	touch $(RKNN_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m hobot_npu_infer.demo --seconds $(DEMO_SECONDS)
 
-test: $(STAMP)
+test: $(STAMP) $(RKNN_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m hobot_npu_infer.bench --model centerface --batch 1,2,4 --input-size 640x480
 
 clean:
-	rm -rf $(VENV) build install log .pytest_cache
+	rm -rf $(VENV) $(RKNN_VENV) build install log .pytest_cache

@@ -1,0 +1,175 @@
+"""The rknn-toolkit2 simulator, served over a pipe from the toolkit's own Python environment.
+
+rknn-toolkit2 needs numpy<2 and torch, so it lives in an environment of its own (made by
+``make rknn-sim``); the node runs this file there as a script and talks to it through stdin and
+stdout. Only the standard library, numpy and the toolkit are imported here, never this package.
+The same :class:`SimulatorSession` also runs in-process when the toolkit is importable.
+
+Wire format, both ways: a 4-byte little-endian length, a JSON header, then the raw bytes of the
+arrays the header lists (dtype and shape each). JSON and raw bytes, not pickle, because numpy 1
+cannot unpickle numpy 2 arrays.
+"""
+
+import json
+import os
+import struct
+import sys
+import tempfile
+from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+_LENGTH = struct.Struct('<I')
+
+
+def send_message(stream: BinaryIO, header: Dict, arrays: Sequence[np.ndarray] = ()) -> None:
+    arrays = [np.ascontiguousarray(a) for a in arrays]
+    header = dict(header, arrays=[[a.dtype.str, list(a.shape)] for a in arrays])
+    encoded = json.dumps(header).encode()
+    stream.write(_LENGTH.pack(len(encoded)) + encoded)
+    for array in arrays:
+        stream.write(memoryview(array).cast('B'))
+    stream.flush()
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    data = stream.read(size)
+    if data is None or len(data) != size:
+        raise EOFError('the rknn simulator process closed its pipe')
+    return data
+
+
+def receive_message(stream: BinaryIO) -> Tuple[Dict, List[np.ndarray]]:
+    (length,) = _LENGTH.unpack(_read_exact(stream, _LENGTH.size))
+    header = json.loads(_read_exact(stream, length))
+    arrays = []
+    for dtype, shape in header.pop('arrays', []):
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        arrays.append(np.frombuffer(_read_exact(stream, count * dtype.itemsize), dtype)
+                      .reshape(shape))
+    return header, arrays
+
+
+def _fixed_onnx(path: str, batch: int, size: Tuple[int, int], directory: str) -> Tuple[str, Dict]:
+    """The model with every dynamic input dimension fixed (the simulator builds static graphs):
+    batch to ``batch``, height and width to ``size``; outputs are left for the toolkit to infer.
+    Returns the path it wrote and the fixed input shapes."""
+    import onnx
+    model = onnx.load(path)
+    initialisers = {i.name for i in model.graph.initializer}
+    shapes = {}
+    for tensor in model.graph.input:
+        if tensor.name in initialisers:
+            continue
+        dims = tensor.type.tensor_type.shape.dim
+        fill = [batch, None, size[1], size[0]] if len(dims) == 4 else [batch] * len(dims)
+        for i, dim in enumerate(dims):
+            if not dim.HasField('dim_value') or dim.dim_value <= 0:
+                if fill[i] is None:
+                    raise ValueError(f'input {tensor.name} has a dynamic channel dimension')
+                dim.Clear()
+                dim.dim_value = fill[i]
+        shapes[tensor.name] = [d.dim_value for d in dims]
+    for tensor in model.graph.output:
+        for i, dim in enumerate(tensor.type.tensor_type.shape.dim):
+            if not dim.HasField('dim_value'):
+                dim.Clear()
+                dim.dim_param = f'{tensor.name}_d{i}'
+    del model.graph.value_info[:]
+    fixed = os.path.join(directory, 'fixed.onnx')
+    onnx.save(model, fixed)
+    return fixed, shapes
+
+
+class SimulatorSession:
+    """One model built from ONNX by the toolkit and run in its simulator."""
+
+    def __init__(self):
+        self._rknn = None
+        self._directory = tempfile.TemporaryDirectory(prefix='hobot-npu-rknn-')
+        self.output_names: List[str] = []
+
+    def build(self, onnx_path: str, target: str, quantize: bool, dataset: Optional[str],
+              batch_size: int, input_size: Tuple[int, int], mean: Sequence[float],
+              std: Sequence[float], export_path: str = '') -> Dict:
+        from rknn.api import RKNN
+        fixed, shapes = _fixed_onnx(onnx_path, 1, tuple(input_size), self._directory.name)
+        first = next(iter(shapes.values()))
+        rknn = RKNN(verbose=False)
+        self._rknn = rknn
+        _check(rknn.config(target_platform=target, mean_values=[list(mean)],
+                           std_values=[list(std)]), 'config')
+        _check(rknn.load_onnx(fixed), 'load_onnx')
+        _check(rknn.build(do_quantization=quantize, dataset=dataset if quantize else None,
+                          rknn_batch_size=batch_size if batch_size > 1 else None), 'build')
+        if export_path:  # the .rknn file a board runs
+            _check(rknn.export_rknn(export_path), 'export_rknn')
+        _check(rknn.init_runtime(), 'init_runtime')
+        import onnx
+        graph = onnx.load(fixed, load_external_data=False).graph
+        self.output_names = [o.name for o in graph.output]
+        input_shape = [batch_size, first[2], first[3], first[1]]  # fed NHWC uint8
+        outputs = self.run([np.zeros(input_shape, np.uint8)])
+        return {'inputs': [{'name': name, 'shape': input_shape, 'dtype': 'uint8'}
+                           for name in shapes],
+                'outputs': [{'name': n, 'shape': list(o.shape), 'dtype': o.dtype.str}
+                            for n, o in zip(self.output_names, outputs)]}
+
+    def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
+        outputs = self._rknn.inference(inputs=list(inputs), data_format='nhwc')
+        if outputs is None:  # the toolkit logs its error and returns None
+            raise RuntimeError('rknn inference returned no outputs (see the simulator log)')
+        return [np.asarray(o) for o in outputs]
+
+    def close(self) -> None:
+        if self._rknn is not None:
+            self._rknn.release()
+            self._rknn = None
+        self._directory.cleanup()
+
+
+def _check(code: int, step: str) -> None:
+    if code != 0:
+        raise RuntimeError(f'rknn {step} failed with code {code} (see the simulator log)')
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """Answer build/run/close requests until close or end of input; errors become replies."""
+    session = SimulatorSession()
+    try:
+        while True:
+            try:
+                header, arrays = receive_message(requests)
+            except EOFError:
+                return
+            op = header.get('op')
+            try:
+                if op == 'build':
+                    send_message(replies, {'ok': True, **session.build(**header['args'])})
+                elif op == 'run':
+                    send_message(replies, {'ok': True}, session.run(arrays))
+                elif op == 'close':
+                    send_message(replies, {'ok': True})
+                    return
+                else:
+                    send_message(replies, {'ok': False, 'error': f'unknown request {op!r}'})
+            except Exception as exc:  # every failure goes back to the caller as one line
+                # The toolkit's messages carry a traceback; the cause is on their last line.
+                text = str(exc).strip().splitlines()
+                send_message(replies, {'ok': False,
+                                       'error': text[-1] if text else type(exc).__name__})
+    finally:
+        session.close()
+
+
+def main() -> None:
+    # The toolkit prints its log on stdout: keep the real stdout for replies, log to stderr.
+    replies = os.fdopen(os.dup(1), 'wb')
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(sys.stdin.buffer, replies)
+
+
+if __name__ == '__main__':
+    main()
