@@ -35,8 +35,9 @@ class HeadOutput:
 
 @dataclass
 class HeadConfig:
-    """One head of a packed model: its outputs in a split file, or its own file; its decoder
-    (none: raw tensors) and its rate."""
+    """One head of a packed model: its outputs in a split file, or its own file, or a model of a
+    packed file (``model_name``; the file defaults to the pipeline's model); its decoder (none:
+    raw tensors) and its rate."""
 
     name: str
     outputs: Sequence[str] = ()
@@ -87,7 +88,7 @@ class MultiHeadPipeline:
                     cut_tensors: Optional[List[str]] = None,
                     trunk_file: str = '') -> 'MultiHeadPipeline':
         """Heads split out of ``config.model`` (each names its outputs), or a pack of files
-        (each names its file, after an optional trunk file)."""
+        (each names its file or a model of a packed file, after an optional trunk file)."""
         if not heads:
             raise ConfigError('a packed model needs at least one head')
         backend = create_backend(config.backend, **config.backend_options)
@@ -99,16 +100,18 @@ class MultiHeadPipeline:
                 return load_split(backend, resolved.path,
                                   [HeadSpec(h.name, list(h.outputs)) for h in heads],
                                   cut_tensors or None, config.cache_dir)
-        elif all(h.file and not h.outputs for h in heads):
+        elif all((h.file or h.model_name) and not h.outputs for h in heads):
             profile = None
+            packed_file = '' if all(h.file for h in heads) else \
+                resolve_model(config.model, config.cache_dir).path
 
             def load() -> PackedModel:
-                return load_pack(backend,
-                                 [HeadFile(h.name, h.file, h.model_name) for h in heads],
+                return load_pack(backend, [HeadFile(h.name, h.file or packed_file, h.model_name)
+                                           for h in heads],
                                  HeadFile('trunk', trunk_file) if trunk_file else None)
         else:
             raise ConfigError('give every head either its outputs (a split of the model file) '
-                              'or its own file (a pack), not a mix')
+                              'or its own file or model_name (a pack), not a mix')
         packed = load()
         threshold = config.score_threshold if config.score_threshold is not None else \
             (profile.score_threshold if profile else 0.5)

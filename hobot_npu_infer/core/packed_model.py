@@ -94,8 +94,7 @@ class HeadFile:
     model_name: str = ''  # one model of a packed file (Horizon .bin/.hbm with several models)
 
 
-def _pick(backend: Backend, file: HeadFile) -> Model:
-    models = backend.load(file.path)
+def _pick(models: List[Model], file: HeadFile) -> Model:
     if not file.model_name:
         if len(models) > 1:
             raise ConfigError(f'{file.path} holds {len(models)} models ('
@@ -109,11 +108,17 @@ def _pick(backend: Backend, file: HeadFile) -> Model:
 
 def load_pack(backend: Backend, heads: List[HeadFile],
               trunk: Optional[HeadFile] = None) -> PackedModel:
-    """(b): a head per file (or per model of a packed file), after an optional trunk model."""
+    """(b): a head per file (or per model of a packed file), after an optional trunk model.
+
+    Each file is loaded once, however many heads are models of it."""
     if not heads:
         raise ConfigError('a pack needs at least one head')
-    trunk_model = _pick(backend, trunk) if trunk else None
-    loaded = {h.name: _pick(backend, h) for h in heads}
+    files: Dict[str, List[Model]] = {}
+    for file in ([trunk] if trunk else []) + heads:
+        if file.path not in files:
+            files[file.path] = backend.load(file.path)
+    trunk_model = _pick(files[trunk.path], trunk) if trunk else None
+    loaded = {h.name: _pick(files[h.path], h) for h in heads}
     image = (trunk_model or next(iter(loaded.values()))).inputs[0]
     provided = {image.name} | ({o.name for o in trunk_model.outputs} if trunk_model else set())
     packed = {}

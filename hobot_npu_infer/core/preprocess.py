@@ -2,6 +2,12 @@
 
 All pixel work is OpenCV or whole-array numpy. The batch tensor is written in place, one image
 slot at a time, so no intermediate canvas is allocated per image.
+
+A model whose input is NV12 (BPU camera models) gets a (B, H*3/2, W) uint8 tensor: each image is
+resized to the model size in BGR/RGB (letterboxed on a canvas of its own), then converted into
+its slot. Images may also arrive as NV12 themselves (channel order 'nv12', a (H*3/2, W) array):
+at exactly the model size their bytes are copied untouched; otherwise, and for every other
+model, they are decoded to BGR first.
 """
 
 from dataclasses import dataclass, field
@@ -12,7 +18,8 @@ import numpy as np
 
 from .errors import ConfigError, ImageError
 from .geometry import ImageTransform, fit
-from .tensors import LAYOUTS, TensorSpec
+from .nv12 import bgr_to_nv12, nv12_rows, nv12_to_bgr, pixel_size
+from .tensors import LAYOUTS, NV12, TensorSpec
 
 RESIZE_MODES = ('letterbox', 'stretch')
 CHANNEL_ORDERS = ('rgb', 'bgr')
@@ -74,7 +81,16 @@ class PreparedBatch:
         """(W, H) of the model input this batch was prepared for."""
         if self.layout == 'NHWC':
             return self.tensor.shape[2], self.tensor.shape[1]
+        if self.layout == NV12:
+            return self.tensor.shape[2], self.tensor.shape[1] * 2 // 3
         return self.tensor.shape[3], self.tensor.shape[2]
+
+
+def source_size(image: np.ndarray, order: str) -> Tuple[int, int]:
+    """(W, H) in pixels of an image array in channel ``order`` ('nv12' arrays are H*3/2 rows)."""
+    if order == 'nv12':
+        return pixel_size(image)
+    return image.shape[1], image.shape[0]
 
 
 def as_three_channels(image: np.ndarray, order: str) -> Tuple[np.ndarray, str]:
@@ -96,6 +112,9 @@ class Preprocessor:
         self.config = config
         self.layout = config.layout or spec.layout or 'NCHW'
         self.dtype = np.dtype(config.dtype) if config.dtype else np.dtype(spec.dtype)
+        if spec.layout == NV12 and (config.layout or self.dtype != np.uint8):
+            raise ConfigError(f'model input {spec.name} takes NV12 images: its layout and dtype '
+                              f'are fixed (uint8), not {config.layout or self.dtype.name}')
         self.model_size = spec.image_size  # (W, H), None where dynamic
         mean = np.asarray(config.mean, np.float32)
         std = np.asarray(config.std, np.float32)
@@ -121,7 +140,8 @@ class Preprocessor:
     def prepare(self, images: Sequence[np.ndarray],
                 channel_orders: Union[str, Sequence[str]] = 'bgr',
                 batch_size: Optional[int] = None) -> PreparedBatch:
-        """Prepare ``images`` (HxWxC uint8) as one batch, padded with zero slots to ``batch_size``."""
+        """Prepare ``images`` (HxWxC uint8, or (H*3/2)xW in order 'nv12') as one batch, padded
+        with zero slots to ``batch_size``."""
         if not images:
             raise ImageError('no images to prepare')
         orders = [channel_orders] * len(images) if isinstance(channel_orders, str) \
@@ -131,9 +151,14 @@ class Preprocessor:
         first = images[0]
         if first.ndim < 2 or first.shape[0] == 0 or first.shape[1] == 0:
             raise ImageError(f'image of shape {first.shape} has no pixels')
-        tw, th = self.target_size((first.shape[1], first.shape[0]))
+        tw, th = self.target_size(source_size(first, orders[0]))
         n = max(batch_size or len(images), len(images))
-        shape = (n, 3, th, tw) if self.layout == 'NCHW' else (n, th, tw, 3)
+        if self.layout == NV12:
+            if tw % 2 or th % 2:
+                raise ConfigError(f'an NV12 model input needs an even size, got {tw}x{th}')
+            shape = (n, nv12_rows(th), tw)
+        else:
+            shape = (n, 3, th, tw) if self.layout == 'NCHW' else (n, th, tw, 3)
         tensor = np.empty(shape, self.dtype)  # every real slot is fully written by _fill
         tensor[len(images):] = 0
         transforms = [self._fill(tensor[i], image, order, (tw, th))
@@ -146,15 +171,27 @@ class Preprocessor:
             raise ImageError(f'image of shape {image.shape} has no pixels')
         if image.dtype != np.uint8:
             raise ImageError(f'image dtype {image.dtype} is not uint8')
+        if order == 'nv12':
+            if self.layout == NV12 and image.shape == slot.shape:
+                np.copyto(slot, image)  # already what the model takes: the bytes pass untouched
+                return fit(target, target, self.config.resize)
+            image, order = nv12_to_bgr(image), 'bgr'
         image, order = as_three_channels(image, order)
         h, w = image.shape[:2]
         transform = fit((w, h), target, self.config.resize)
         nw, nh = round(w * transform.scale_x), round(h * transform.scale_y)
         if (nw, nh) != (w, h):
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        x0, y0 = transform.pad_x, transform.pad_y
+        if self.layout == NV12:
+            if (nw, nh) != target:
+                canvas = np.full((target[1], target[0], 3), self.config.pad_value, np.uint8)
+                canvas[y0:y0 + nh, x0:x0 + nw] = image
+                image = canvas
+            bgr_to_nv12(image, order, out=slot)
+            return transform
         if order != self.config.channel_order:
             image = image[:, :, ::-1]
-        x0, y0 = transform.pad_x, transform.pad_y
         hwc = slot if self.layout == 'NHWC' else slot.transpose(1, 2, 0)
         if (nw, nh) != target:
             hwc[...] = self.config.pad_value

@@ -9,6 +9,8 @@ Dim = Union[int, str, None]
 """A dimension: a fixed size, or a symbolic name / None when it is dynamic."""
 
 LAYOUTS = ('NCHW', 'NHWC')
+NV12 = 'NV12'
+"""The layout of an NV12 image input: (N, H*3/2, W) uint8, see core/nv12.py."""
 
 
 @dataclass(frozen=True)
@@ -16,7 +18,7 @@ class TensorSpec:
     name: str
     shape: Tuple[Dim, ...]
     dtype: np.dtype
-    layout: Optional[str] = None  # 'NCHW', 'NHWC', or None when not an image tensor
+    layout: Optional[str] = None  # 'NCHW', 'NHWC', NV12, or None when not an image tensor
 
     def is_dynamic(self, axis: int) -> bool:
         return not isinstance(self.shape[axis], int) or self.shape[axis] <= 0
@@ -29,6 +31,9 @@ class TensorSpec:
         """(width, height) of an image tensor; None where that dimension is dynamic."""
         if self.layout == 'NHWC':
             return self.static_dim(2), self.static_dim(1)
+        if self.layout == NV12:
+            rows = self.static_dim(1)
+            return self.static_dim(2), None if rows is None else rows * 2 // 3
         return self.static_dim(3), self.static_dim(2)
 
     def describe(self) -> str:

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import ImageError
+from ..core.nv12 import bgr_to_nv12, nv12_to_bgr
 
 SUPPORTED_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8',
                        'yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv', 'nv12')
@@ -56,13 +57,14 @@ class ImageConversionError(ImageError):
 # Messages to arrays
 
 
-def image_to_array(msg: Any) -> Tuple[np.ndarray, str]:
-    """A sensor_msgs/Image as a uint8 array and its channel order ('rgb' or 'bgr').
+def image_to_array(msg: Any, keep_nv12: bool = False) -> Tuple[np.ndarray, str]:
+    """A sensor_msgs/Image as a uint8 array and its channel order ('rgb', 'bgr' or 'nv12').
 
     rgb8, bgr8, rgba8, bgra8 and mono8 give a view of ``msg.data`` (no copy; read-only if the
     data is ``bytes``): HxWx3 in the message's own order, the first three channels of 4-channel
     images, HxW for mono8 (order 'bgr'). yuv422/uyvy, yuv422_yuy2/yuyv and nv12 are converted
-    to a new HxWx3 BGR array.
+    to a new HxWx3 BGR array; with ``keep_nv12`` (for a model that takes NV12) nv12 is instead
+    a (H*3/2)xW view in order 'nv12', which the pre-processor copies untouched.
 
     Rows are ``msg.step`` bytes apart; padding after each row is skipped, bytes after the last
     row are ignored and the last row may lack its padding. Raises ImageConversionError.
@@ -95,9 +97,11 @@ def image_to_array(msg: Any) -> Tuple[np.ndarray, str]:
     elif encoding in _YUYV:
         code, plane = cv2.COLOR_YUV2BGR_YUY2, plane.reshape(height, width, 2)
     else:  # nv12: Y plane of H rows, then interleaved UV plane of H/2 rows, same step
-        code = cv2.COLOR_YUV2BGR_NV12
+        if keep_nv12:
+            return plane, 'nv12'
+        code = None  # core.nv12 decodes it
     try:
-        return cv2.cvtColor(plane, code), 'bgr'
+        return (nv12_to_bgr(plane) if code is None else cv2.cvtColor(plane, code)), 'bgr'
     except cv2.error as exc:  # not expected after the checks above; keep it one line
         raise ImageConversionError(
             f'cannot convert {what} to BGR: {_one_line(exc)}', 'decode') from None
@@ -311,22 +315,8 @@ def _convert_for_encoding(image: np.ndarray, order: str, enc: str) -> np.ndarray
                             cv2.COLOR_BGR2BGRA if enc == 'bgra8' else cv2.COLOR_BGR2RGBA)
     bgr = _as_bgr(image, order)
     if enc == 'nv12':
-        return _bgr_to_nv12(bgr)
+        return bgr_to_nv12(bgr)
     return _bgr_to_packed_422(bgr, uyvy=enc in _UYVY)
-
-
-def _bgr_to_nv12(bgr: np.ndarray) -> np.ndarray:
-    """BGR (even width and height) to NV12: (3H/2)xW, Y plane then interleaved UV rows."""
-    height, width = bgr.shape[:2]
-    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)  # Y, then all U, then all V
-    quarter = (height // 2) * (width // 2)
-    chroma = i420[height:].reshape(-1)
-    out = np.empty_like(i420)
-    out[:height] = i420[:height]
-    uv = out[height:].reshape(-1, 2)
-    uv[:, 0] = chroma[:quarter]
-    uv[:, 1] = chroma[quarter:]
-    return out
 
 
 def _bgr_to_packed_422(bgr: np.ndarray, uyvy: bool) -> np.ndarray:

@@ -2,5 +2,6 @@
 
 from .base import Backend, Model, backend_names, create_backend, register_backend
 from . import onnxruntime_backend  # noqa: F401  (registers 'onnxruntime')
+from . import hobot_backend  # noqa: F401  (registers 'hobot'; imports its runtime lazily)
 
 __all__ = ['Backend', 'Model', 'backend_names', 'create_backend', 'register_backend']
