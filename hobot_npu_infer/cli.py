@@ -3,8 +3,9 @@
 import argparse
 import json
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
+from .core.backends.selection import parse_options
 from .core.errors import InferError
 from .core.pipeline import PipelineConfig, parse_size
 
@@ -21,7 +22,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--model', default='centerface',
                        help='built-in model name or model file (default: centerface)')
     group.add_argument('--model-name', default='', help='one model of a multi-model file')
-    group.add_argument('--backend', default='onnxruntime', help='inference backend')
+    group.add_argument('--backend', default='onnxruntime',
+                       help='inference backend: onnxruntime, hobot, rknn, or auto (the board\'s '
+                       'NPU, else onnxruntime)')
+    group.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
+                       help='a backend option, e.g. rknn.quantize=true rknn.batch_size=4 '
+                       '(a "backend." prefix applies it to that backend only); repeatable')
     group.add_argument('--decoder', default='', help='output decoder for a model file '
                        '(centerface, yolov8, yolov5, ssd)')
     group.add_argument('--labels', default='', help='labels file, one class name per line')
@@ -31,12 +37,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help='inference threads (0: one per core)')
 
 
+def backend_options(threads: int, items: List[str]) -> Dict[str, object]:
+    """``--threads`` (for onnxruntime) and ``--backend-option KEY=VALUE`` items as options."""
+    return {'onnxruntime.intra_op_threads': threads, **parse_options(items)}
+
+
 def pipeline_config(args: argparse.Namespace, input_size=None,
                     num_runtimes: int = 1) -> PipelineConfig:
     return PipelineConfig(
         model=args.model, model_name=args.model_name, backend=args.backend,
-        backend_options={'intra_op_threads': args.threads} if args.backend == 'onnxruntime'
-        else {},
+        backend_options=backend_options(args.threads, args.backend_option),
         decoder=args.decoder, labels_file=args.labels, score_threshold=args.score_threshold,
         input_size=input_size, num_runtimes=num_runtimes)
 

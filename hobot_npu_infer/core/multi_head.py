@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .backends import create_backend
+from .backends.selection import open_backend
 from .decoders import Decoder, create_decoder
 from .detection import Detection, to_detections
 from .errors import ConfigError
@@ -73,6 +73,8 @@ class MultiHeadPipeline:
         self.runtimes = [self.model]  # one engine instance: heads run one after another
         self.class_names = next((list(d.class_names) for d in decoding.values()), [])
         self.loader: Optional[Callable[[], PackedModel]] = None  # loads the packed model afresh
+        self.backend = None
+        self.backend_note = ''  # which backend runs, and why when ``auto`` chose it
 
     @property
     def score_threshold(self) -> float:
@@ -91,7 +93,7 @@ class MultiHeadPipeline:
         (each names its file or a model of a packed file, after an optional trunk file)."""
         if not heads:
             raise ConfigError('a packed model needs at least one head')
-        backend = create_backend(config.backend, **config.backend_options)
+        backend, backend_note = open_backend(config.backend, config.backend_options)
         if all(h.outputs and not h.file for h in heads):
             resolved = resolve_model(config.model, config.cache_dir)
             profile = resolved.profile
@@ -122,6 +124,7 @@ class MultiHeadPipeline:
         pipeline = cls(packed, Preprocessor(preprocess_config(config, profile), packed.input),
                        [h.rate for h in heads], decoding)
         pipeline.loader = load
+        pipeline.backend, pipeline.backend_note = backend, backend_note
         return pipeline
 
     def reload(self) -> None:

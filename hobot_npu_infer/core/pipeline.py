@@ -10,7 +10,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .backends import Model, create_backend
+from .backends import Backend, Model
+from .backends.selection import open_backend
 from .crop_stage import CropConfig, CropStage
 from .decoders import Decoder, create_decoder
 from .detection import Detection, RawDetections, to_detections
@@ -36,7 +37,7 @@ class PipelineConfig:
     labels_file: str = ''
     preprocess: Dict[str, object] = field(default_factory=dict)  # PreprocessConfig overrides
     cache_dir: Optional[str] = None
-    num_runtimes: int = 1  # engine instances run concurrently (one per NPU core, say)
+    num_runtimes: int = 1  # engine instances run concurrently; 0: the backend's (NPU cores)
     crop: Optional[CropConfig] = None  # a second model on the detections' crops
 
 
@@ -108,18 +109,22 @@ class DetectionPipeline:
         self.score_threshold = score_threshold
         self.loader: Optional[Callable[[], List[Model]]] = None  # loads the runtimes afresh
         self.model_path = ''
+        self.backend: Optional[Backend] = None
+        self.backend_note = ''  # which backend runs, and why when ``auto`` chose it
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> 'DetectionPipeline':
         resolved: ResolvedModel = resolve_model(config.model, config.cache_dir)
         profile = resolved.profile
-        if not 1 <= config.num_runtimes <= 64:
-            raise ConfigError(f'num_runtimes must be within 1..64, got {config.num_runtimes}')
-        backend = create_backend(config.backend, **config.backend_options)
+        if not 0 <= config.num_runtimes <= 64:
+            raise ConfigError(f'num_runtimes must be within 0..64 (0: the backend\'s choice), '
+                              f'got {config.num_runtimes}')
+        backend, backend_note = open_backend(config.backend, config.backend_options)
+        num_runtimes = config.num_runtimes or backend.default_runtimes
 
         def load_runtimes() -> List[Model]:
             return [select_model(backend.load(resolved.path, runtime), config.model_name,
-                                 resolved.path) for runtime in range(config.num_runtimes)]
+                                 resolved.path) for runtime in range(num_runtimes)]
         runtimes = load_runtimes()
         model = runtimes[0]
         decoder_name = config.decoder or (profile.decoder if profile else '')
@@ -134,9 +139,10 @@ class DetectionPipeline:
                        resolve_class_names(config.labels_file, config.class_names,
                                            profile.class_names if profile else ()),
                        threshold, runtimes,
-                       CropStage.load(backend, config.crop, config.num_runtimes)
+                       CropStage.load(backend, config.crop, num_runtimes)
                        if config.crop and config.crop.model else None)
         pipeline.loader, pipeline.model_path = load_runtimes, resolved.path
+        pipeline.backend, pipeline.backend_note = backend, backend_note
         return pipeline
 
     def reload(self) -> None:

@@ -1,7 +1,7 @@
 """The one interface every inference backend implements, and the registry that names them."""
 
 from abc import ABC, abstractmethod
-from typing import Dict, List, Mapping, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -19,6 +19,8 @@ class Model(ABC):
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
     batch: BatchCapability
+    memory_mb: Optional[float] = None  # resident memory the model added, where the backend knows
+    vendor_memory_report = ''  # the vendor tool's own memory figures, or why there are none
 
     @abstractmethod
     def run(self, inputs: Inputs) -> List[np.ndarray]:
@@ -40,6 +42,7 @@ class Backend(ABC):
     """Loads model files into :class:`Model` objects."""
 
     name: str
+    default_runtimes = 1  # runtimes a pipeline loads when not told (an NPU: one per core)
 
     @abstractmethod
     def load(self, path: str, runtime: int = 0) -> List[Model]:

@@ -65,8 +65,11 @@ class RknnModel(Model):
                  memory_mb: float, where: str):
         self.name, self.inputs, self.outputs = name, inputs, outputs
         self.batch = BatchCapability(inputs[0].static_dim(0))
-        self.memory_mb = memory_mb  # resident memory the model added where it runs
+        self.memory_mb = memory_mb  # in the process it runs in (the simulator's, on x86)
         self.where = where  # 'board' or 'simulator'
+        self.vendor_memory_report = (
+            'unavailable: rknn eval_memory needs rknn-toolkit2 with a board attached'
+            if where == 'simulator' else 'unavailable: rknnlite has no memory report')
         self._runner = runner
         self._lock = threading.Lock()  # one runtime object is not to be entered by two threads
 

@@ -1,0 +1,86 @@
+"""Choosing and configuring a backend: ``auto`` picks the board's NPU, and options given as
+``key=value`` text (command line, ROS string-array parameter) become typed keyword arguments."""
+
+import importlib.util
+from typing import Dict, Iterable, Mapping, Tuple
+
+from ..boards import detect_board
+from ..errors import ConfigError
+from .base import Backend, create_backend
+
+AUTO = 'auto'
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def choose_backend(root: str = '/') -> Tuple[str, str]:
+    """The backend ``auto`` means on this machine, and why, for the log."""
+    board = detect_board(root)
+    if board.vendor == 'd-robotics':
+        if _importable('hobot_dnn') or _importable('hobot_dnn_rdkx5'):
+            return 'hobot', f'D-Robotics BPU board ({board.evidence}) with pyeasy_dnn installed'
+        return 'onnxruntime', (f'D-Robotics BPU board ({board.evidence}) but neither hobot_dnn '
+                               f'nor hobot_dnn_rdkx5 imports')
+    if board.vendor == 'rockchip':
+        if _importable('rknnlite'):
+            return 'rknn', f'Rockchip {board.soc.upper()} board ({board.evidence}) with rknnlite'
+        return 'onnxruntime', (f'Rockchip {board.soc.upper()} board ({board.evidence}) but '
+                               f'rknn-toolkit-lite2 (rknnlite) is not installed')
+    return 'onnxruntime', f'no NPU board found ({board.evidence})'
+
+
+def open_backend(name: str, options: Mapping[str, object], root: str = '/'
+                 ) -> Tuple[Backend, str]:
+    """The backend ``name`` (``auto`` chosen here) with ``options``, and a line saying which."""
+    note = f'backend {name}'
+    if name == AUTO:
+        name, reason = choose_backend(root)
+        note = f'backend auto chose {name}: {reason}'
+    return create_backend(name, **_for(name, options)), note
+
+
+def _for(chosen: str, options: Mapping[str, object]) -> Dict[str, object]:
+    """Options written ``backend.key`` apply only when that backend is chosen; plain keys always."""
+    out = {}
+    for key, value in options.items():
+        prefix, dot, rest = key.partition('.')
+        if not dot:
+            out[key] = value
+        elif prefix == chosen:
+            out[rest] = value
+    return out
+
+
+def parse_options(items: Iterable[str]) -> Dict[str, object]:
+    """['batch_size=4', 'quantize=true', 'mean=0,0,0'] -> typed keyword arguments."""
+    options: Dict[str, object] = {}
+    for item in items:
+        key, eq, text = str(item).partition('=')
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f'backend option {item!r} is not key=value')
+        options[key] = _value(text.strip())
+    return options
+
+
+def _value(text: str):
+    if text.lower() in ('true', 'false'):
+        return text.lower() == 'true'
+    if ',' in text and all(_number(p) is not None for p in text.split(',')):
+        return [_number(p) for p in text.split(',')]
+    number = _number(text)
+    return text if number is None else number
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None
