@@ -57,3 +57,14 @@ def photos(tmp_path_factory):
 def centerface_pipeline(model_cache):
     from hobot_npu_infer.core.pipeline import DetectionPipeline, PipelineConfig
     return DetectionPipeline.from_config(PipelineConfig(model='centerface'))
+
+
+@pytest.fixture(scope='session')
+def rknn_simulator():
+    """rknn-toolkit2's Python (``make rknn-sim``; ``make test`` always makes it and points
+    HOBOT_NPU_INFER_RKNN_PYTHON at it). Unset only when pytest is run by hand without it."""
+    python = os.environ.get('HOBOT_NPU_INFER_RKNN_PYTHON', '')
+    if not python:
+        pytest.skip('HOBOT_NPU_INFER_RKNN_PYTHON is not set: run the tests with `make test`')
+    assert os.access(python, os.X_OK), f'{python} missing: run `make rknn-sim`'
+    return python

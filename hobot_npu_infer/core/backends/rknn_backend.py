@@ -191,7 +191,14 @@ class RknnBackend(Backend):
                                  f'input_size (e.g. 640x640)')
         return TensorSpec(name, (self.batch_size, h, w, 3), np.dtype(np.uint8), 'NHWC')
 
-    def _load_in_simulator(self, path: str) -> Model:
+    def convert(self, path: str, rknn_path: str) -> Model:
+        """Build ``path`` (.onnx) for the target, write the .rknn file a board runs, and keep the
+        built model running in the simulator (to check it before copying it to the board)."""
+        if not os.path.isfile(path):
+            raise ModelNotFoundError(f'model file not found: {path}')
+        return self._load_in_simulator(path, os.path.abspath(rknn_path))
+
+    def _load_in_simulator(self, path: str, export_path: str = '') -> Model:
         size = self._simulator_size(path)
         session = open_simulator(self._simulator_python)
         try:
@@ -201,7 +208,7 @@ class RknnBackend(Backend):
                 built = session.build(onnx_path=os.path.abspath(path), target=self.target,
                                       quantize=self.quantize, dataset=dataset,
                                       batch_size=self.batch_size, input_size=list(size),
-                                      mean=self.mean, std=self.std)
+                                      mean=self.mean, std=self.std, export_path=export_path)
             after = resident_mb(session)
         except BaseException:
             session.close()
