@@ -416,3 +416,12 @@ def test_log_throttle_takes_an_explicit_time():
     assert throttle.admit('k', now=0.0) == (True, 0)
     assert throttle.admit('k', now=4.0) == (False, 0)
     assert throttle.admit('k', now=5.0) == (True, 1)
+
+
+def test_model_status_carries_the_npu_load_where_the_board_exposes_it():
+    stats = ModelStats('m', clock=FakeClock())
+    stats.on_run(10.0)
+    assert not any(k.startswith('npu_load') for k in stats.report('m: model').values)
+    stats.npu_load = lambda: {'core0': 12.0, 'core1': 80.0, 'core2': 0.0}
+    report = stats.report('m: model')
+    assert report.values['npu_load.core1'] == '80.00' and report.message.endswith('NPU 80 %')

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .stats import Clock, LatencyWindow, RateMeter
 
@@ -174,6 +174,7 @@ class ModelStats:
         self.backend_errors = 0
         self.last_error = ''
         self.failing = False
+        self.npu_load: Callable[[], Optional[Dict[str, float]]] = lambda: None  # the backend's
 
     def on_run(self, inference_ms: float, images: int = 1, slots: int = 1) -> None:
         now = self._clock()
@@ -218,9 +219,12 @@ class ModelStats:
             'batch_size.max': _fmt(sizes.max),
             'batch_fill_ratio': _fmt(sizes.mean / slots.mean if slots.mean else 0.0),
             'runtimes': str(self.runtimes), 'runtime_busy_fraction': _fmt(min(1.0, busy))})
+        load = self.npu_load()
+        values.update({f'npu_load.{core}': _fmt(percent) for core, percent in (load or {}).items()})
         values.update(extra or {})
         if failing:
             return StatusReport(name, Level.ERROR, f'backend failing: {values["last_error"]}',
                                 values)
+        npu = f', NPU {max(load.values()):.0f} %' if load else ''
         return StatusReport(name, Level.OK, f'{self.runs} runs, inference p50 '
-                                            f'{summary.p50:.1f} ms', values)
+                                            f'{summary.p50:.1f} ms{npu}', values)

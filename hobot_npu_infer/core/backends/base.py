@@ -44,6 +44,10 @@ class Backend(ABC):
     name: str
     default_runtimes = 1  # runtimes a pipeline loads when not told (an NPU: one per core)
 
+    def npu_load(self) -> Optional[Dict[str, float]]:
+        """Per-core NPU load in percent where the board exposes it; None elsewhere."""
+        return None
+
     @abstractmethod
     def load(self, path: str, runtime: int = 0) -> List[Model]:
         """Load every model in the file at ``path``, as engine instance ``runtime`` of a pool

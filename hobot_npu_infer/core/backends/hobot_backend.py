@@ -15,10 +15,11 @@ import importlib
 import os
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..boards import bpu_load
 from ..errors import BackendError, ConfigError, ModelLoadError, ModelNotFoundError
 from ..tensors import NV12, BatchCapability, TensorSpec
 from .base import Backend, Inputs, Model, register_backend
@@ -162,6 +163,9 @@ class HobotBackend(Backend):
                               f'got {priority!r}')
         self.cores, self.priority = cores, priority
         self._dnn = import_runtime()
+
+    def npu_load(self) -> Optional[Dict[str, float]]:
+        return bpu_load()
 
     def load(self, path: str, runtime: int = 0) -> List[Model]:
         if not os.path.isfile(path):

@@ -11,11 +11,11 @@ import importlib.util
 import os
 import tempfile
 import threading
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..boards import ROCKCHIP_NPU_CORES, Board, detect_board
+from ..boards import ROCKCHIP_NPU_CORES, Board, detect_board, rockchip_npu_load
 from ..errors import BackendError, ConfigError, ModelLoadError, ModelNotFoundError
 from ..stats import process_rss_mb
 from ..tensors import BatchCapability, TensorSpec, guess_layout
@@ -112,6 +112,7 @@ class RknnBackend(Backend):
                  dataset: str = '', batch_size: int = 1, input_size: str = '',
                  mean: Sequence[float] = (0.0, 0.0, 0.0), std: Sequence[float] = (1.0, 1.0, 1.0),
                  channel_order: str = 'rgb', simulator_python: str = '', root: str = '/'):
+        self._root = root
         self.board: Board = detect_board(root)
         self.target = str(target or (self.board.soc if self.board.vendor == 'rockchip'
                                      else 'rk3588')).lower()
@@ -119,7 +120,7 @@ class RknnBackend(Backend):
             raise BackendError(f'unknown rknn target {target!r}; use one of '
                                f'{", ".join(ROCKCHIP_NPU_CORES)}')
         self.core_mask = str(core_mask)
-        core_masks(self.core_mask, self.target, 1)  # an unknown or absent core fails here
+        self._mask_for(0)  # an unknown or absent core fails here
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 64:
             raise BackendError(f'rknn batch_size must be an integer within 1..64, got '
                                f'{batch_size!r}')
@@ -138,10 +139,18 @@ class RknnBackend(Backend):
         self.channel_order = channel_order
         self._simulator_python = simulator_python
 
+    def _mask_for(self, runtime: int) -> int:
+        """Runtime ``runtime``'s core mask; a comma list needs one name per runtime."""
+        listed = len(self.core_mask.split(','))
+        return core_masks(self.core_mask, self.target, max(runtime + 1, listed))[runtime]
+
     @property
     def default_runtimes(self) -> int:
         """One runtime per NPU core on a board; one simulator."""
         return self.board.npu_cores if self.board.vendor == 'rockchip' else 1
+
+    def npu_load(self) -> Optional[Dict[str, float]]:
+        return rockchip_npu_load(self._root)
 
     def load(self, path: str, runtime: int = 0) -> List[Model]:
         if not os.path.isfile(path):
@@ -162,17 +171,22 @@ class RknnBackend(Backend):
                 f'builds itself, so give it the .onnx file')
         from rknnlite.api import RKNNLite
         before = process_rss_mb()
-        mask = core_masks(self.core_mask, self.target, runtime + 1)[runtime]
+        mask = self._mask_for(runtime)
         lite = RKNNLite(verbose=False)
         if lite.load_rknn(path) != 0:
+            lite.release()
             raise ModelLoadError(f'rknnlite cannot load {path}: not a valid .rknn file')
         if lite.init_runtime(core_mask=mask) != 0:
             lite.release()
             raise ModelLoadError(f'rknnlite init_runtime failed for {path} with core_mask '
                                  f'{mask} (is the model built for {self.target}?)')
-        image = self._board_input(path)
         runner = _LiteRunner(lite)
-        outputs = runner.run([np.zeros(image.shape, np.uint8)])  # warm-up, and output shapes
+        try:
+            image = self._board_input(path)
+            outputs = runner.run([np.zeros(image.shape, np.uint8)])  # warm-up, output shapes
+        except BaseException:
+            runner.close()
+            raise
         names = [t.name for t in read_rknn_tensors(path, outputs=True)] or \
             [f'output{i}' for i in range(len(outputs))]
         specs = [TensorSpec(n, o.shape, o.dtype, guess_layout(o.shape))
