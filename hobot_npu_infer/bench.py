@@ -204,18 +204,19 @@ def machine() -> str:
 
 def head_rows(args, size: Tuple[int, int], batches: List[int], image) -> List[Dict[str, object]]:
     """One head of a packed model alone, on trunk features computed once beforehand."""
-    from .core.backends import create_backend
+    from .core.backends.selection import open_backend
     from .core.model_registry import resolve_model
     from .core.packed_model import load_split
     from .core.pipeline import preprocess_config
     from .core.preprocess import Preprocessor
     from .model_info import parse_heads
     resolved = resolve_model(args.model)
-    packed = load_split(create_backend(args.backend, intra_op_threads=args.threads),
+    config = pipeline_config(args, size)
+    packed = load_split(open_backend(config.backend, config.backend_options)[0],
                         resolved.path, parse_heads(args.heads))
     if args.head not in packed.heads:
         raise ConfigError(f'--head {args.head!r} is not one of {", ".join(packed.heads)}')
-    preprocessor = Preprocessor(preprocess_config(pipeline_config(args, size), resolved.profile),
+    preprocessor = Preprocessor(preprocess_config(config, resolved.profile),
                                 packed.input)
     rows = []
     for batch in batches:
