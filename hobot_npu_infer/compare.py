@@ -56,6 +56,10 @@ def _load(args: argparse.Namespace, backend: str, items: List[str],
           threshold: float) -> Dict[str, object]:
     config = pipeline_config(args, args.input_size)
     config.backend, config.score_threshold = backend, threshold
+    options = parse_options(items)
+    if args.input_size and not {'input_size', 'rknn.input_size'} & set(options):
+        # rknn builds an .onnx model at a fixed size: the one the images are prepared at.
+        items = list(items) + ['rknn.input_size={}x{}'.format(*args.input_size)]
     config.backend_options = backend_options(args.threads, items)
     before = process_rss_mb()
     pipeline = DetectionPipeline.from_config(config)

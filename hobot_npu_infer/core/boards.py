@@ -38,7 +38,8 @@ def _read(root: str, relative: str) -> Optional[str]:
 def detect_board(root: str = '/') -> Board:
     compatible = _read(root, COMPATIBLE) or ''
     for entry in compatible.split('\0'):
-        match = re.fullmatch(r'rockchip,(rk35\d\d)', entry.strip())
+        # RK3588S boards (Orange Pi 5, Rock 5C) name only 'rockchip,rk3588s': the same NPU.
+        match = re.fullmatch(r'rockchip,(rk35\d\d)s?', entry.strip())
         if match and match.group(1) in ROCKCHIP_NPU_CORES:
             return Board('rockchip', match.group(1), f'{entry.strip()} in /{COMPATIBLE}')
     if os.path.isdir(os.path.join(root, BPU_SYSFS)):
