@@ -50,8 +50,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         '(default 30)')
     parser.add_argument('--min-runs', type=int, default=10, help='runs per row at least')
     parser.add_argument('--json', metavar='OUT', default='', help='write the results as JSON')
-    parser.add_argument('--plot', metavar='PNG', default='out/bench/batch.png',
-                        help='plot of per-image cost and latency against batch size')
+    parser.add_argument('--plot', metavar='PNG', default='',
+                        help='also plot per-image cost and latency against batch size '
+                        '(needs matplotlib)')
     parser.add_argument('--heads', default='', help="a packed model's heads, as model_info "
                         "takes them: 'faces=537,538,539;landmarks=540'")
     parser.add_argument('--head', default='', help='with --heads: measure this head alone, on '
@@ -284,8 +285,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         result = batch_table(args)
         print()
         print(format_table(result))
-        plot(result, args.plot)
-        print(f'plot: {args.plot}')
+        if args.plot:
+            plot(result, args.plot)
+            print(f'plot: {args.plot}')
     write_json(args.json, result)
     return 0
 

@@ -29,7 +29,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help='a backend option, e.g. rknn.quantize=true rknn.batch_size=4 '
                        '(a "backend." prefix applies it to that backend only); repeatable')
     group.add_argument('--decoder', default='', help='output decoder for a model file '
-                       '(centerface, yolov8, yolov5, ssd)')
+                       '(centerface, yolov8, yolov5, ssd, rdk_yolov8, rdk_yolov5, rknn_yolov8, '
+                       'rknn_yolov5)')
+    group.add_argument('--decoder-option', action='append', default=[], metavar='KEY=VALUE',
+                       help='a decoder option, e.g. num_classes=80 layout=nchw; repeatable')
     group.add_argument('--labels', default='', help='labels file, one class name per line')
     group.add_argument('--score-threshold', type=float, default=None,
                        help='minimum score (default: the model\'s own, else 0.5)')
@@ -47,7 +50,8 @@ def pipeline_config(args: argparse.Namespace, input_size=None,
     return PipelineConfig(
         model=args.model, model_name=args.model_name, backend=args.backend,
         backend_options=backend_options(args.threads, args.backend_option),
-        decoder=args.decoder, labels_file=args.labels, score_threshold=args.score_threshold,
+        decoder=args.decoder, decoder_options=parse_options(args.decoder_option),
+        labels_file=args.labels, score_threshold=args.score_threshold,
         input_size=input_size, num_runtimes=num_runtimes)
 
 

@@ -30,6 +30,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files or directories')
     add_model_arguments(parser)
     parser.add_argument('--reference', default='onnxruntime', help='the backend to trust')
+    parser.add_argument('--reference-model', default='',
+                        help='the model the reference runs (default: --model), e.g. the .onnx '
+                        'a .bin or .rknn file was converted from')
     parser.add_argument('--reference-option', action='append', default=[], metavar='KEY=VALUE',
                         help='a reference backend option; repeatable')
     parser.add_argument('--input-size', type=size_argument, default=None, metavar='WxH',
@@ -52,14 +55,10 @@ def _thresholds(text: str) -> List[float]:
     return values
 
 
-def _load(args: argparse.Namespace, backend: str, items: List[str],
+def _load(args: argparse.Namespace, backend: str, model: str, items: List[str],
           threshold: float) -> Dict[str, object]:
     config = pipeline_config(args, args.input_size)
-    config.backend, config.score_threshold = backend, threshold
-    options = parse_options(items)
-    if args.input_size and not {'input_size', 'rknn.input_size'} & set(options):
-        # rknn builds an .onnx model at a fixed size: the one the images are prepared at.
-        items = list(items) + ['rknn.input_size={}x{}'.format(*args.input_size)]
+    config.backend, config.model, config.score_threshold = backend, model, threshold
     config.backend_options = backend_options(args.threads, items)
     before = process_rss_mb()
     pipeline = DetectionPipeline.from_config(config)
@@ -92,8 +91,9 @@ def compare(args: argparse.Namespace) -> Dict[str, object]:
             items.append(f'{prefix}dataset=' + ','.join(paths))
             print('note: calibrating int8 on the compared images themselves; give a separate '
                   f'set with --backend-option {prefix}dataset=DIR', file=sys.stderr)
-    reference = _load(args, args.reference, args.reference_option, thresholds[0])
-    candidate = _load(args, args.backend, items, thresholds[0])
+    reference = _load(args, args.reference, args.reference_model or args.model,
+                      args.reference_option, thresholds[0])
+    candidate = _load(args, args.backend, args.model, items, thresholds[0])
     counts = {t: MatchCounts() for t in thresholds}
     differences: Dict[str, float] = {}
     try:

@@ -179,7 +179,7 @@ def test_parse_options_types():
 def test_parse_options_refuses_what_is_not_key_value(item):
     with pytest.raises(ConfigError) as error:
         selection.parse_options([item])
-    assert str(error.value) == f'backend option {item!r} is not key=value'
+    assert str(error.value) == f'option {item!r} is not key=value'
 
 
 # --- RKNN core masks ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 documented interface (test/fake_rknnlite.py), on a real .rknn file built once by the simulator;
 and the backend's one-line errors where rknnlite is absent, as on this machine."""
 
+import json
 import os
 import subprocess
 import sys
@@ -131,6 +132,15 @@ def test_one_runtime_per_npu_core_on_rk3588(lite, rknn_model, tmp_path):
     assert all(i.released for i in lite.instances)
 
 
+def test_the_compiled_batch_comes_from_what_rknn_convert_recorded(lite, rknn_model, tmp_path):
+    with open(rknn_model + '.json') as record:
+        assert json.load(record)['rknn_batch_size'] == 2
+    batch_of(lite, rknn_model, 2)
+    model = create_backend('rknn', root=board_root(tmp_path, 'rk3588')).load(rknn_model)[0]
+    assert model.batch.fixed_size == 2 and model.inputs[0].shape[0] == 2
+    model.close()
+
+
 def test_run_returns_what_the_npu_computed_from_the_pixels(lite, rknn_model, tmp_path):
     backend = create_backend('rknn', root=board_root(tmp_path, 'rk3588'), batch_size=2)
     [model] = backend.load(batch_of(lite, rknn_model, 2))
@@ -164,16 +174,18 @@ def test_default_runtimes_and_target_follow_the_board(lite, tmp_path):
 
 def test_rk3576_pins_runtimes_to_its_two_cores(lite, rknn_model, tmp_path):
     lite.reset(cores=2)
+    batch_of(lite, rknn_model, 2)
     backend = create_backend('rknn', root=board_root(tmp_path, 'rk3576'))
     for runtime in range(3):
         backend.load(rknn_model, runtime)
     assert [i.core_mask for i in lite.instances] == [1, 2, 1]
-    assert lite.instances[0].calls[0]['shapes'] == [(1, 256, 320, 3)]
+    assert lite.instances[0].calls[0]['shapes'] == [(2, 256, 320, 3)]
 
 
 def test_core_mask_list_gives_each_runtime_its_own(lite, rknn_model, tmp_path):
     backend = create_backend('rknn', root=board_root(tmp_path, 'rk3588'),
                              core_mask='core2,core0_1,core0')
+    batch_of(lite, rknn_model, 2)
     for runtime in range(3):
         backend.load(rknn_model, runtime)
     assert [i.core_mask for i in lite.instances] == [4, 3, 1]
@@ -181,6 +193,7 @@ def test_core_mask_list_gives_each_runtime_its_own(lite, rknn_model, tmp_path):
         backend.load(rknn_model, 3)
     # All cores at once, for every runtime.
     lite.reset()
+    batch_of(lite, rknn_model, 2)
     create_backend('rknn', root=board_root(tmp_path / 'b', 'rk3588'),
                    core_mask='core0_1_2').load(rknn_model, 1)
     assert lite.instances[0].core_mask == 7
@@ -203,10 +216,11 @@ def test_wrong_core_mask_fails_at_construction(lite, tmp_path, soc, mask, messag
 
 
 def test_inference_returning_none_is_one_line_backend_error(lite, rknn_model, tmp_path):
+    batch_of(lite, rknn_model, 2)
     [model] = create_backend('rknn', root=board_root(tmp_path, 'rk3588')).load(rknn_model)
     lite.faults['inference'] = True
     with pytest.raises(BackendError) as error:
-        model.run([np.zeros((1, 256, 320, 3), np.uint8)])
+        model.run([np.zeros((2, 256, 320, 3), np.uint8)])
     assert str(error.value) == 'rknn inference failed on the NPU (rknnlite returned no outputs)'
 
 
@@ -246,10 +260,11 @@ def test_a_file_without_a_table_needs_input_size(lite, rknn_model, tmp_path):
 
 def test_input_size_overrides_the_table(lite, rknn_model, tmp_path):
     backend = create_backend('rknn', root=board_root(tmp_path, 'rk3588'), input_size='640x512')
+    batch_of(lite, rknn_model, 2)
     # The NPU got the size asked for, and refused it: a wrong size fails at load, not later.
     with pytest.raises(BackendError, match='rknnlite returned no outputs'):
         backend.load(rknn_model)
-    assert lite.instances[0].calls[0]['shapes'] == [(1, 512, 640, 3)]
+    assert lite.instances[0].calls[0]['shapes'] == [(2, 512, 640, 3)]
     assert lite.instances[0].released
 
 
@@ -302,8 +317,8 @@ def test_load_and_option_errors(no_rknnlite, tmp_path):
         create_backend('rknn', quantize=True)
     with pytest.raises(BackendError, match="unknown rknn target 'rk9999'; use one of rk3588"):
         create_backend('rknn', target='rk9999')
-    for size in (0, 65, 2.0):
-        with pytest.raises(BackendError, match='batch_size must be an integer within 1..64'):
+    for size in (-1, 65, 2.0, True):
+        with pytest.raises(BackendError, match='batch_size must be an integer within 0..64'):
             create_backend('rknn', batch_size=size)
 
 

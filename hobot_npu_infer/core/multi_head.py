@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .backends.selection import open_backend
+from .backends.selection import open_backend, with_input_size
 from .decoders import Decoder, create_decoder
 from .detection import Detection, to_detections
 from .errors import ConfigError
@@ -93,7 +93,8 @@ class MultiHeadPipeline:
         (each names its file or a model of a packed file, after an optional trunk file)."""
         if not heads:
             raise ConfigError('a packed model needs at least one head')
-        backend, backend_note = open_backend(config.backend, config.backend_options)
+        backend, backend_note = open_backend(
+            config.backend, with_input_size(config.backend_options, config.input_size))
         if all(h.outputs and not h.file for h in heads):
             resolved = resolve_model(config.model, config.cache_dir)
             profile = resolved.profile

@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .backends import Backend, Model
-from .backends.selection import open_backend
+from .backends.selection import open_backend, with_input_size
 from .crop_stage import CropConfig, CropStage
 from .decoders import Decoder, create_decoder
 from .detection import Detection, RawDetections, to_detections
@@ -119,7 +119,8 @@ class DetectionPipeline:
         if not 0 <= config.num_runtimes <= 64:
             raise ConfigError(f'num_runtimes must be within 0..64 (0: the backend\'s choice), '
                               f'got {config.num_runtimes}')
-        backend, backend_note = open_backend(config.backend, config.backend_options)
+        backend, backend_note = open_backend(
+            config.backend, with_input_size(config.backend_options, config.input_size))
         num_runtimes = config.num_runtimes or backend.default_runtimes
 
         def load_runtimes() -> List[Model]:

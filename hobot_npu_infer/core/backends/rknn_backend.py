@@ -20,7 +20,7 @@ from ..errors import BackendError, ConfigError, ModelLoadError, ModelNotFoundErr
 from ..stats import process_rss_mb
 from ..tensors import BatchCapability, TensorSpec, guess_layout
 from .base import Backend, Inputs, Model, register_backend
-from .rknn_file import read_rknn_tensors
+from .rknn_file import read_build_record, read_rknn_tensors, write_build_record
 from .rknn_simulator import open_simulator, resident_mb
 
 CORE_MASKS = {'auto': 0, 'core0': 1, 'core1': 2, 'core2': 4, 'core0_1': 3, 'core0_1_2': 7}
@@ -109,7 +109,7 @@ class _LiteRunner:
 @register_backend('rknn')
 class RknnBackend(Backend):
     def __init__(self, target: str = '', core_mask: str = 'auto', quantize: bool = False,
-                 dataset: str = '', batch_size: int = 1, input_size: str = '',
+                 dataset: str = '', batch_size: int = 0, input_size: str = '',
                  mean: Sequence[float] = (0.0, 0.0, 0.0), std: Sequence[float] = (1.0, 1.0, 1.0),
                  channel_order: str = 'rgb', simulator_python: str = '', root: str = '/'):
         self._root = root
@@ -121,8 +121,9 @@ class RknnBackend(Backend):
                                f'{", ".join(ROCKCHIP_NPU_CORES)}')
         self.core_mask = str(core_mask)
         self._mask_for(0)  # an unknown or absent core fails here
-        if not isinstance(batch_size, int) or not 1 <= batch_size <= 64:
-            raise BackendError(f'rknn batch_size must be an integer within 1..64, got '
+        if type(batch_size) is not int or not 0 <= batch_size <= 64:
+            raise BackendError(f'rknn batch_size must be an integer within 0..64 (0: the '
+                               f'compiled batch rknn_convert recorded, else 1), got '
                                f'{batch_size!r}')
         if len(mean) != 3 or len(std) != 3 or any(float(s) == 0 for s in std):
             raise BackendError('rknn mean and std need three values each; std must not be 0')
@@ -203,14 +204,20 @@ class RknnBackend(Backend):
         else:
             raise ModelLoadError(f'cannot read the input size of {path}; set backend option '
                                  f'input_size (e.g. 640x640)')
-        return TensorSpec(name, (self.batch_size, h, w, 3), np.dtype(np.uint8), 'NHWC')
+        batch = self.batch_size or int(read_build_record(path).get('rknn_batch_size', 1))
+        return TensorSpec(name, (batch, h, w, 3), np.dtype(np.uint8), 'NHWC')
 
     def convert(self, path: str, rknn_path: str) -> Model:
         """Build ``path`` (.onnx) for the target, write the .rknn file a board runs, and keep the
         built model running in the simulator (to check it before copying it to the board)."""
         if not os.path.isfile(path):
             raise ModelNotFoundError(f'model file not found: {path}')
-        return self._load_in_simulator(path, os.path.abspath(rknn_path))
+        model = self._load_in_simulator(path, os.path.abspath(rknn_path))
+        write_build_record(rknn_path, {
+            'source': os.path.basename(path), 'target': self.target,
+            'rknn_batch_size': model.batch.fixed_size, 'quantized': self.quantize,
+            'input': model.inputs[0].describe()})
+        return model
 
     def _load_in_simulator(self, path: str, export_path: str = '') -> Model:
         size = self._simulator_size(path)
@@ -221,7 +228,7 @@ class RknnBackend(Backend):
                 dataset = self._calibration_list(size, directory) if self.quantize else None
                 built = session.build(onnx_path=os.path.abspath(path), target=self.target,
                                       quantize=self.quantize, dataset=dataset,
-                                      batch_size=self.batch_size, input_size=list(size),
+                                      batch_size=self.batch_size or 1, input_size=list(size),
                                       mean=self.mean, std=self.std, export_path=export_path)
             after = resident_mb(session)
         except BaseException:

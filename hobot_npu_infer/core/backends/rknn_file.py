@@ -1,14 +1,20 @@
-"""Tensor attributes stored inside a .rknn file by rknn-toolkit2.
+"""What a .rknn file says about itself, and what rknn_convert records beside it.
 
 rknnlite's Python API cannot query a loaded model's inputs, but the toolkit writes a table of
 every input and output (name, shape, layout) into the file as a Python literal. It is read here
 so a board needs no extra settings; input_size overrides it where a file lacks the table.
+The table does not hold the compiled batch (rknn_batch_size), so rknn_convert writes it to
+``<file>.rknn.json`` beside the model.
 """
 
 import ast
+import json
 import mmap
+import os
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Dict, List, Tuple
+
+from ..model_registry import atomic_write
 
 _MARKER = b"{'attrs': {"
 
@@ -56,3 +62,21 @@ def read_rknn_tensors(path: str, outputs: bool) -> List[RknnTensor]:
                if isinstance(attr, dict) and bool(attr.get('is_output')) == outputs
                and 'shape' in attr]
     return sorted(tensors, key=lambda t: t.index)
+
+
+def _record_path(path: str) -> str:
+    return path + '.json'
+
+
+def write_build_record(path: str, record: Dict[str, object]) -> None:
+    atomic_write(os.path.abspath(_record_path(path)), json.dumps(record, indent=2).encode())
+
+
+def read_build_record(path: str) -> Dict[str, object]:
+    """The record rknn_convert wrote beside ``path``; empty when there is none or it is garbled."""
+    try:
+        with open(_record_path(path)) as file:
+            record = json.load(file)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}

@@ -44,6 +44,15 @@ def open_backend(name: str, options: Mapping[str, object], root: str = '/'
     return create_backend(name, **_for(name, options)), note
 
 
+def with_input_size(options: Mapping[str, object], size) -> Dict[str, object]:
+    """The pipeline's input size (W, H) passed on to rknn, which builds an .onnx model at one
+    fixed size: the one images are prepared at. An input_size option of its own wins."""
+    options = dict(options)
+    if size is not None and not {'input_size', 'rknn.input_size'} & set(options):
+        options['rknn.input_size'] = f'{size[0]}x{size[1]}'
+    return options
+
+
 def _for(chosen: str, options: Mapping[str, object]) -> Dict[str, object]:
     """Options written ``backend.key`` apply only when that backend is chosen; plain keys always."""
     out = {}
@@ -63,7 +72,7 @@ def parse_options(items: Iterable[str]) -> Dict[str, object]:
         key, eq, text = str(item).partition('=')
         key = key.strip()
         if not eq or not key:
-            raise ConfigError(f'backend option {item!r} is not key=value')
+            raise ConfigError(f'option {item!r} is not key=value')
         options[key] = _value(text.strip())
     return options
 
