@@ -26,6 +26,7 @@ setup(
             'infer_node = hobot_npu_infer.ros.infer_node:main',
             'image_source = hobot_npu_infer.ros.image_source:main',
             'diag_monitor = hobot_npu_infer.ros.diag_monitor:main',
+            'infer_lifecycle_node = hobot_npu_infer.ros.infer_lifecycle_node:main',
         ],
     },
 )

@@ -1,12 +1,47 @@
 """Integration-test access to real ROS 2 processes and a listening node (the package's own
 RosProcess and Listener), with the loopback DDS environment set for this test process."""
 
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
+
+from hobot_npu_infer.ros.lifecycle_ctl import LifecycleClient
 from hobot_npu_infer.ros.listener import Listener
 from hobot_npu_infer.ros.processes import RosProcess, ros_value
 from hobot_npu_infer.ros.ros_env import child_environment, loopback_environment
 
 loopback_environment()
 
+INFER_EXECUTABLES = ('infer_node', 'infer_lifecycle_node')
+
+
+def start_infer(executable, params, listener, log_path, node_name='infer_node', env=None):
+    """infer_node, or infer_lifecycle_node taken through configure and activate by
+    ``listener``: either way, serving when this returns."""
+    node = RosProcess(executable, params, log_path=log_path, node_name=node_name, env=env)
+    if executable == 'infer_lifecycle_node':
+        client = LifecycleClient(listener.node, node_name)
+        try:
+            if not (client.change('configure') and client.change('activate')):
+                raise AssertionError(f'{node_name} did not activate:\n{node.output()}')
+        except BaseException:
+            node.stop()
+            raise
+        finally:
+            client.close()
+    return node
+
+
+def set_parameter(listener, node_name, name, value):
+    """``name`` := ``value`` on the node over its parameter service; the SetParametersResult."""
+    client = listener.node.create_client(SetParameters, f'/{node_name}/set_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=30)
+        future = client.call_async(SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        assert listener.wait_for(future.done, timeout=30)
+        return future.result().results[0]
+    finally:
+        listener.node.destroy_client(client)
 
 
 def stamp_key(stamp):
@@ -24,4 +59,6 @@ def published_frame_ids(listener, image_topic, up_to):
     return {stamp_key(m.header.stamp): m.header.frame_id for m in listener.received(image_topic)}
 
 
-__all__ = ['published_frame_ids', 'stamp_key', 'Listener', 'RosProcess', 'child_environment', 'loopback_environment', 'ros_value']
+__all__ = ['published_frame_ids', 'stamp_key', 'Listener', 'RosProcess', 'child_environment',
+           'loopback_environment', 'ros_value', 'INFER_EXECUTABLES', 'LifecycleClient',
+           'set_parameter', 'start_infer']

@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO
 
 PACKAGE = 'hobot_npu_infer'
-EXECUTABLES = ('infer_node', 'image_source', 'diag_monitor')
+EXECUTABLES = ('infer_node', 'image_source', 'diag_monitor', 'infer_lifecycle_node')
 SOURCES = ('package.xml', 'setup.py', 'setup.cfg', 'resource', PACKAGE, 'launch', 'config')
 
 
@@ -48,7 +48,7 @@ def test_colcon_installs_marker_manifest_launch_and_config(install):
     assert (share / PACKAGE / 'launch' / 'infer.launch.py').is_file()
     for name in ('default.yaml', 'multi_camera.yaml', 'multi_head.yaml', 'fastdds_shm.xml'):
         assert (share / PACKAGE / 'config' / name).is_file()
-    for name in ('multi_camera.launch.py', 'multi_head.launch.py'):
+    for name in ('multi_camera.launch.py', 'multi_head.launch.py', 'infer_lifecycle.launch.py'):
         assert (share / PACKAGE / 'launch' / name).is_file()
 
 
@@ -93,20 +93,26 @@ class Recorder:
         self.args, self.kwargs = args, kwargs
 
 
+def stand_ins(*names):
+    """A module of Recorder classes, each named as the class it stands in for."""
+    return types.SimpleNamespace(**{name: type(name, (Recorder,), {}) for name in names})
+
+
 def run_launch_file(monkeypatch, name):
     """launch and launch_ros are not installable here: the file runs against stand-ins with
     the same names, which is enough to check what it starts and with which arguments."""
     modules = {
-        'launch': types.SimpleNamespace(LaunchDescription=Recorder),
-        'launch.actions': types.SimpleNamespace(DeclareLaunchArgument=Recorder,
-                                                IncludeLaunchDescription=Recorder),
-        'launch.launch_description_sources': types.SimpleNamespace(
-            PythonLaunchDescriptionSource=Recorder),
-        'launch.conditions': types.SimpleNamespace(IfCondition=Recorder),
-        'launch.substitutions': types.SimpleNamespace(LaunchConfiguration=Recorder,
-                                                      PathJoinSubstitution=Recorder),
-        'launch_ros.actions': types.SimpleNamespace(Node=Recorder),
-        'launch_ros.substitutions': types.SimpleNamespace(FindPackageShare=Recorder),
+        'launch': stand_ins('LaunchDescription'),
+        'launch.actions': stand_ins('DeclareLaunchArgument', 'IncludeLaunchDescription',
+                                    'EmitEvent', 'RegisterEventHandler'),
+        'launch.events': stand_ins('matches_action'),
+        'launch.launch_description_sources': stand_ins('PythonLaunchDescriptionSource'),
+        'launch.conditions': stand_ins('IfCondition'),
+        'launch.substitutions': stand_ins('LaunchConfiguration', 'PathJoinSubstitution'),
+        'launch_ros.actions': stand_ins('Node', 'LifecycleNode'),
+        'launch_ros.event_handlers': stand_ins('OnStateTransition'),
+        'launch_ros.events.lifecycle': stand_ins('ChangeState'),
+        'launch_ros.substitutions': stand_ins('FindPackageShare'),
     }
     for module_name, module in modules.items():
         monkeypatch.setitem(sys.modules, module_name, module)
@@ -116,7 +122,7 @@ def run_launch_file(monkeypatch, name):
         exec(compile(f.read(), path, 'exec'), namespace)
     [actions] = namespace['generate_launch_description']().args
     arguments = {a.args[0]: a.kwargs for a in actions
-                 if 'package' not in a.kwargs and 'launch_arguments' not in a.kwargs}
+                 if type(a).__name__ == 'DeclareLaunchArgument'}
     nodes = [a.kwargs for a in actions if 'package' in a.kwargs]
     return arguments, nodes, actions
 
@@ -149,12 +155,47 @@ def test_multi_head_launch_is_the_infer_launch_with_its_config(monkeypatch):
     assert os.path.isfile(os.path.join(REPO, 'config', 'multi_head.yaml'))
 
 
-@pytest.mark.parametrize('launch_file', ['infer.launch.py'])
+@pytest.mark.parametrize('launch_file', ['infer.launch.py', 'infer_lifecycle.launch.py'])
 def test_launch_remaps_the_camera_topic_of_both_nodes(monkeypatch, launch_file):
     _, nodes, _ = run_launch_file(monkeypatch, launch_file)
     for node in nodes:
         [remap] = node['remappings']
         assert remap[0] == 'image_raw' and remap[1].args == ('image_topic',)
+
+
+def test_lifecycle_launch_starts_the_managed_node_and_configures_then_activates_it(monkeypatch):
+    from lifecycle_msgs.msg import Transition
+    arguments, nodes, actions = run_launch_file(monkeypatch, 'infer_lifecycle.launch.py')
+    assert set(arguments) == {'namespace', 'image_topic', 'config', 'autostart',
+                              'use_test_camera'}
+    assert arguments['autostart']['default_value'] == 'true'
+    config_path = arguments['config']['default_value'].args[0]
+    assert config_path[0].args == (PACKAGE,) and config_path[1:] == ['config', 'default.yaml']
+    [infer] = [a for a in actions if type(a).__name__ == 'LifecycleNode']
+    [camera] = [a for a in actions if type(a).__name__ == 'Node']
+    assert {n['executable'] for n in nodes} == {'image_source', 'infer_lifecycle_node'}
+    assert {n['executable'] for n in nodes} <= console_scripts()
+    # named infer_node: the keys of the parameters files match it
+    assert infer.kwargs['name'] == 'infer_node' and camera.kwargs['name'] == 'image_source'
+    assert infer.kwargs['namespace'].args == ('namespace',)  # launch_ros requires a namespace
+    for node in (infer, camera):
+        assert node.kwargs['package'] == PACKAGE
+        assert [p.args for p in node.kwargs['parameters']] == [('config',)]
+    [configure] = [a for a in actions if type(a).__name__ == 'EmitEvent']
+    [handler] = [a for a in actions if type(a).__name__ == 'RegisterEventHandler']
+    # configure on launch; activate once the node reached inactive; both only with autostart
+    event = configure.kwargs['event'].kwargs
+    assert event['transition_id'] == Transition.TRANSITION_CONFIGURE
+    assert event['lifecycle_node_matcher'].args == (infer,)
+    on_inactive = handler.args[0].kwargs
+    assert on_inactive['target_lifecycle_node'] is infer
+    assert (on_inactive['start_state'], on_inactive['goal_state']) == ('configuring', 'inactive')
+    [activate] = on_inactive['entities']
+    assert activate.kwargs['event'].kwargs['transition_id'] == Transition.TRANSITION_ACTIVATE
+    assert activate.kwargs['event'].kwargs['lifecycle_node_matcher'].args == (infer,)
+    for action in (configure, handler):
+        assert action.kwargs['condition'].args[0].args == ('autostart',)
+    assert camera.kwargs['condition'].args[0].args == ('use_test_camera',)
 
 
 def test_multi_camera_launch_starts_the_test_camera_on_request(monkeypatch):
@@ -190,7 +231,7 @@ def test_readme_documents_every_node_parameter():
     from hobot_npu_infer.ros import image_source, infer_node
     with open(os.path.join(REPO, 'README.md')) as f:
         readme = f.read()
-    for module in (infer_node, image_source):
+    for module in (infer_node, image_source):  # infer_lifecycle_node's are infer_node's
         missing = [p.name for p in module.PARAMETERS if f'`{p.name}`' not in readme
                    and p.name not in readme]
         assert missing == []

@@ -46,7 +46,7 @@ from rclpy.utilities import remove_ros_args  # noqa: E402
 
 from ..core.diagnostics_view import DiagnosticsSnapshot, StatusEntry, render_table  # noqa: E402
 from .diagnostics import level_of  # noqa: E402
-from .node_main import shut_down  # noqa: E402
+from .node_main import shut_down, write_exit_report  # noqa: E402
 
 TOPIC = '/diagnostics'
 CLEAR = '\x1b[H\x1b[2J'
@@ -215,6 +215,7 @@ def main(args: Optional[Iterable[str]] = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        write_exit_report()
 
 
 if __name__ == '__main__':

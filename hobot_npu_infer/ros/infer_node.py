@@ -2,15 +2,21 @@
 
 Subscription callbacks only store the newest message of each input; conversion, inference and
 publishing run on the core's StreamRunner threads, so receiving never waits for the model.
+
+The construction comes in pieces (load, start, stop, release: :class:`InferPieces`) that the
+managed variant, infer_lifecycle_node, calls from its lifecycle transitions.
 """
 
 import os
+import threading
 import time
 from typing import Any, Dict, List
 
 import cv2
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSPolicyKind
@@ -23,7 +29,7 @@ from std_msgs.msg import Header
 
 from ..core.annotate import draw_detections
 from ..core.backends import backend_names
-from ..core.errors import InferError
+from ..core.errors import BackendError, InferError
 from ..core.crop_stage import CropConfig
 from ..core.head_scheduler import HeadRate
 from ..core.multi_head import HeadConfig, MultiHeadPipeline
@@ -31,7 +37,7 @@ from ..core.frame_slots import Frame, FrameSlots
 from ..core.health import HealthThresholds, Level, ModelStats, SourceStats
 from ..core.log_throttle import LogThrottle
 from ..core.pipeline import DetectionPipeline, PipelineConfig, parse_size
-from ..core.stream_runner import FrameResult, StreamRunner
+from ..core.stream_runner import FrameResult, StreamRunner, one_line
 from . import detection_msgs
 from .diagnostics import to_array
 from .head_outputs import HeadOutputs
@@ -116,12 +122,120 @@ def head_parameters(name: str) -> list:
     ]
 
 
-class InferNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__('infer_node', **kwargs)
-        p = declare(self, PARAMETERS, self._apply)
-        self.thresholds = HealthThresholds(p['expected_rate_hz'], p['latency_budget_ms'],
-                                           p['stale_timeout_s'])
+def current_values(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
+    """The values the parameters of ``specs`` have now (a list declared empty and never set
+    reads as empty)."""
+    values = {}
+    for spec in specs:
+        try:
+            values[spec.name] = node.get_parameter(spec.name).value
+        except ParameterUninitializedException:
+            values[spec.name] = []
+    return values
+
+
+def warm_up(pipeline, head_names: List[str]) -> None:
+    """One run of every runtime on a blank frame at the size the model runs at, so the first
+    camera frame does not pay for the backend's lazy set-up."""
+    w, h = pipeline.preprocessor.target_size((640, 480))
+    blank = np.zeros((h, w, 3), np.uint8)
+    batch = pipeline.prepare([blank], 'bgr')
+    frame = Frame('warm-up', None, plan=list(head_names))
+    for runtime in range(len(pipeline.runtimes)):
+        pipeline.run_batch([frame], [(blank, 'bgr')], batch, runtime)
+
+
+class _PublisherFactory:
+    """What HeadOutputs needs of a node: ``create_publisher``, here the node's own kind."""
+
+    def __init__(self, create):
+        self.create_publisher = create
+
+
+class InferPieces:
+    """infer_node's construction in four pieces, shared by the plain and the managed node:
+
+    - ``_load``: validate the parameters, load and warm up the model, create the publishers;
+    - ``_start``: start the stream runner, subscribe to the inputs, run the diagnostics timer;
+    - ``_stop``: unsubscribe, stop the runner threads and the timer; the model stays loaded;
+    - ``_release``: stop, destroy the publishers and drop the model.
+
+    InferNode calls load and start in its constructor and release when destroyed;
+    InferLifecycleNode calls them from its transitions. Mixed into a Node class.
+    """
+
+    MANAGED = False  # lifecycle publishers for the outputs
+
+    def _init_pieces(self) -> None:
+        self._lock = threading.RLock()  # transitions against the diagnostics timer
+        self.log_throttle = LogThrottle()
+        self.pipeline = None
+        self.heads: List[HeadConfig] = []
+        self.sources: List[str] = []
+        self.stats: Dict[str, SourceStats] = {}
+        self.publishers_by_source: Dict[str, Any] = {}
+        self.debug_publishers: Dict[str, Any] = {}
+        self.head_outputs = None
+        self.label_info_pub = None
+        self.diagnostics_pub = None
+        self.slots = None
+        self.runner = None
+        self._settings: Dict[str, Any] = {}
+        self._own_publishers: list = []
+        self._image_subscriptions: list = []
+        self._diagnostics_timer = None
+
+    # -- parameters ----------------------------------------------------------------------
+
+    def _specs(self, specs: List[ParamSpec]) -> List[ParamSpec]:
+        """The parameter table as this node declares it (the plain node: as written)."""
+        return specs
+
+    def _declare_head(self, name: str) -> HeadConfig:
+        """The head's parameters, declared the first time its name is given."""
+        prefix = f'heads.{name}.'
+        specs = self._specs(head_parameters(name))
+        undeclared = [spec for spec in specs if not self.has_parameter(spec.name)]
+        if undeclared:
+            declare(self, undeclared, self._apply)
+        given = current_values(self, specs)
+        for spec in specs:  # values set while a managed node was unconfigured
+            reason = spec.problem(given[spec.name])
+            if reason:
+                raise InvalidParameter(reason)
+        v = {k[len(prefix):]: value for k, value in given.items()}
+        return HeadConfig(name, v['outputs'], v['file'], v['model_name'], v['decoder'],
+                          v['class_names'], HeadRate(name, v['rate_hz'], v['every_n_frames'],
+                                                     v['enabled']))
+
+    def _apply(self, name: str, value) -> None:
+        pipeline, thresholds = self.pipeline, self._settings.get('thresholds')
+        if pipeline is None:  # not loaded: the value is read when it is
+            return
+        if name.startswith('heads.'):
+            head, field = name[len('heads.'):].rsplit('.', 1)
+            if field == 'rate_hz':
+                pipeline.set_rate(head, rate_hz=value)
+            elif field == 'every_n_frames':
+                pipeline.set_rate(head, every_n_frames=value)
+            elif field == 'enabled':
+                pipeline.set_enabled(head, value)
+        elif name == 'score_threshold':
+            pipeline.score_threshold = value
+        elif name in ('expected_rate_hz', 'latency_budget_ms', 'stale_timeout_s'):
+            setattr(thresholds, name, value)
+
+    def _resolve(self, topic: str, what: str) -> str:
+        try:
+            return self.resolve_topic_name(topic)  # namespace and remapping applied
+        except Exception as exc:  # noqa: BLE001 (rclpy's RCLError names the broken rule)
+            raise InvalidParameter(f'{what} {topic!r}: {str(exc).split(", at ")[0]}') from None
+
+    # -- the four pieces -----------------------------------------------------------------
+
+    def _load(self, p: Dict[str, Any]) -> float:
+        """Everything up to receiving frames; returns the seconds the model took to load and
+        warm up. Raises InvalidParameter or InferError, having created no ROS entity."""
         topics = [(t, Image) for t in p['inputs']] + \
                  [(t, CompressedImage) for t in p['compressed_inputs']]
         if not topics:
@@ -135,8 +249,15 @@ class InferNode(Node):
         if p['output_topics'] and len(p['output_topics']) != len(topics):
             raise InvalidParameter(f'output_topics has {len(p["output_topics"])} names for '
                                    f'{len(topics)} inputs')
-        self.format = detection_msgs.resolve_format(p['detections_format'])
-        self.backend_name = p['backend']
+        sources: List[str] = []
+        for topic, _ in topics:
+            source = self._resolve(topic, 'input topic')
+            if source in sources:
+                raise InvalidParameter(f'input topic {source} is listed twice')
+            sources.append(source)
+        outputs = [self._resolve(t, 'output topic') for t in p['output_topics']] or \
+            [f'{source}/detections' for source in sources]
+        fmt = detection_msgs.resolve_format(p['detections_format'])
         config = PipelineConfig(
             model=p['model'], model_name=p['model_name'], backend=p['backend'],
             backend_options={'intra_op_threads': p['threads']}
@@ -150,101 +271,146 @@ class InferNode(Node):
                 preprocess={'resize': 'stretch', 'scale': p['crop_scale'],
                             'mean': tuple(p['crop_mean']), 'std': tuple(p['crop_std'])})
             if p['crop_model'] else None)
-        self.heads = [self._declare_head(name) for name in p['head_names']]
-        if self.heads:
-            self.pipeline = MultiHeadPipeline.from_config(config, self.heads,
-                                                          p['cut_tensors'], p['trunk_file'])
+        heads = [self._declare_head(name) for name in p['head_names']]
+        started = time.monotonic()
+        if heads:
+            pipeline = MultiHeadPipeline.from_config(config, heads, p['cut_tensors'],
+                                                     p['trunk_file'])
         else:
-            self.pipeline = DetectionPipeline.from_config(config)
-        self.log_throttle = LogThrottle()
-        window = p['stats_window_s']
-        receive_group = ReentrantCallbackGroup()
-        message_type = detection_msgs.message_type(self.format)
-        self.sources: List[str] = []
-        self.stats: Dict[str, SourceStats] = {}
-        self.publishers_by_source: Dict[str, Any] = {}
-        self.debug_publishers: Dict[str, Any] = {}
-        self._image_subscriptions = []
-        for i, ((topic, msg_type), rel, dep) in enumerate(zip(topics, reliability, depth)):
-            sub = self.create_subscription(
-                msg_type, topic, lambda msg, s=i: self._on_image(msg, s),
-                image_qos(rel, dep), callback_group=receive_group,
-                event_callbacks=SubscriptionEventCallbacks(
-                    incompatible_qos=lambda info, s=i: self._on_incompatible_qos(info, s)))
-            source = sub.topic_name  # resolved: namespace and remapping applied
-            out = p['output_topics'][i] if p['output_topics'] else f'{source}/detections'
-            if source in self.stats:
-                raise InvalidParameter(f'input topic {source} is listed twice')
-            self._image_subscriptions.append(sub)
-            self.sources.append(source)
-            self.stats[source] = SourceStats(source, window)
-            if not self.heads:  # a packed model's heads publish on topics of their own
-                self.publishers_by_source[source] = self.create_publisher(message_type, out, 10)
-            if p['publish_debug_image']:
-                self.debug_publishers[source] = self.create_publisher(
-                    Image, f'{source}/debug_image', 5)
-        self.model_stats = ModelStats(p['model'], window, runtimes=p['num_runtimes'])
-        self.head_outputs = HeadOutputs(
-            self, self.sources, self.heads, self.format,
-            {name: len(head.model.outputs) for name, head in self.pipeline.packed.heads.items()},
-            window) if self.heads else None
-        if self.format == 'vision_msgs':
-            self.label_info_pub = self.create_publisher(
-                detection_msgs.vision_msgs_module().LabelInfo, 'label_info', LATCHED)
-            header = self._header()
-            self.label_info_pub.publish(detection_msgs.label_info(header,
-                                                                  self.pipeline.class_names))
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.slots = FrameSlots(self.sources)
-        self.runner = StreamRunner(self.pipeline, self.slots, self._convert, self._deliver,
-                                   self._on_bad_frame, self._on_internal_error, self.stats,
-                                   self.model_stats, p['max_batch_size'] or len(self.sources),
-                                   p['max_batch_delay_ms'] / 1e3)
-        self.runner.start()
-        self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
-        self.get_logger().info(
-            f'{p["model"]} on {p["backend"]} ({self.pipeline.model.batch.describe()} batch, input '
-            f'{p["input_size"] or "at image size"}, batches of up to {self.runner.max_batch} '
-            f'within {p["max_batch_delay_ms"]:g} ms, {p["num_runtimes"]} runtime(s)), '
-            f'inputs {", ".join(self.sources)}, detections as {self.format}')
+            pipeline = DetectionPipeline.from_config(config)
+        try:
+            warm_up(pipeline, [head.name for head in heads])
+        except Exception as exc:  # noqa: BLE001 (the backend may raise anything)
+            raise BackendError(f'warm-up run of {p["model"]} on a blank frame failed: '
+                               f'{one_line(exc)}') from None
+        load_s = time.monotonic() - started
+
+        with self._lock:
+            self.pipeline, self.heads, self.format = pipeline, heads, fmt
+            window = p['stats_window_s']
+            max_batch = p['max_batch_size'] or len(sources)
+            self._settings = {
+                'thresholds': HealthThresholds(p['expected_rate_hz'], p['latency_budget_ms'],
+                                               p['stale_timeout_s']),
+                'topics': [(source, msg_type) for source, (_, msg_type) in zip(sources, topics)],
+                'qos': [image_qos(r, d) for r, d in zip(reliability, depth)],
+                'max_batch': max_batch,
+                'max_batch_delay_s': p['max_batch_delay_ms'] / 1e3,
+                'diagnostics_period_s': p['diagnostics_period_s'],
+                'backend': p['backend'],
+                'summary': (f'{p["model"]} on {p["backend"]} ({pipeline.model.batch.describe()} '
+                            f'batch, input {p["input_size"] or "at image size"}, batches of up '
+                            f'to {pipeline.model.batch.fixed_size or max_batch} within '
+                            f'{p["max_batch_delay_ms"]:g} ms, {p["num_runtimes"]} runtime(s)), '
+                            f'inputs {", ".join(sources)}, detections as {fmt}'),
+            }
+            self.sources = sources
+            self.stats = {source: SourceStats(source, window) for source in sources}
+            self.model_stats = ModelStats(p['model'], window, runtimes=p['num_runtimes'])
+            message_type = detection_msgs.message_type(fmt)
+            for source, out in zip(sources, outputs):
+                if not heads:  # a packed model's heads publish on topics of their own
+                    self.publishers_by_source[source] = self._publisher(message_type, out, 10)
+                if p['publish_debug_image']:
+                    self.debug_publishers[source] = self._publisher(
+                        Image, f'{source}/debug_image', 5)
+            self.head_outputs = HeadOutputs(
+                _PublisherFactory(self._publisher), sources, heads, fmt,
+                {name: len(head.model.outputs) for name, head in pipeline.packed.heads.items()},
+                window) if heads else None
+            if fmt == 'vision_msgs':
+                self.label_info_pub = self._publisher(
+                    detection_msgs.vision_msgs_module().LabelInfo, 'label_info', LATCHED)
+            # not a lifecycle publisher: the timer that uses it runs only while started
+            self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        return load_s
+
+    def _start(self) -> None:
+        """Frames in: the runner threads, then the subscriptions; and the diagnostics."""
+        with self._lock:
+            s = self._settings
+            self.slots = FrameSlots(self.sources)
+            self.runner = StreamRunner(self.pipeline, self.slots, self._convert, self._deliver,
+                                       self._on_bad_frame, self._on_internal_error, self.stats,
+                                       self.model_stats, s['max_batch'], s['max_batch_delay_s'])
+            self.runner.start()
+            receive_group = ReentrantCallbackGroup()
+            for i, ((topic, msg_type), qos) in enumerate(zip(s['topics'], s['qos'])):
+                self._image_subscriptions.append(self.create_subscription(
+                    msg_type, topic, lambda msg, s=i: self._on_image(msg, s), qos,
+                    callback_group=receive_group,
+                    event_callbacks=SubscriptionEventCallbacks(
+                        incompatible_qos=lambda info, s=i: self._on_incompatible_qos(info, s))))
+            if self.label_info_pub is not None:
+                self.label_info_pub.publish(detection_msgs.label_info(
+                    self._header(), self.pipeline.class_names))
+            self._diagnostics_timer = self.create_timer(
+                s['diagnostics_period_s'], self._publish_diagnostics,
+                callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _stop(self) -> None:
+        """No more frames in: subscriptions, timer and runner threads end; the model stays."""
+        with self._lock:
+            for subscription in self._image_subscriptions:
+                self.destroy_subscription(subscription)
+            self._image_subscriptions = []
+            if self._diagnostics_timer is not None:
+                self.destroy_timer(self._diagnostics_timer)
+                self._diagnostics_timer = None
+            if self.runner is not None:
+                self.runner.stop()
+            self.runner = self.slots = None
+
+    def _release(self) -> None:
+        """Back to nothing loaded: stopped, publishers destroyed, the model dropped."""
+        with self._lock:
+            self._stop()
+            for publisher in self._own_publishers:
+                if self.MANAGED:
+                    self.destroy_lifecycle_publisher(publisher)
+                else:
+                    self.destroy_publisher(publisher)
+            if self.diagnostics_pub is not None:
+                self.destroy_publisher(self.diagnostics_pub)
+            self._own_publishers = []
+            self.diagnostics_pub = self.label_info_pub = self.head_outputs = None
+            # new containers, so a receive callback still running keeps consistent old ones
+            self.sources, self.stats = [], {}
+            self.publishers_by_source, self.debug_publishers = {}, {}
+            self.pipeline, self.heads, self._settings = None, [], {}
+
+    @property
+    def loaded(self) -> bool:
+        return self.pipeline is not None
+
+    def _publisher(self, msg_type, topic: str, qos):
+        if self.MANAGED:
+            publisher = self.create_lifecycle_publisher(msg_type, topic, qos)
+        else:
+            publisher = self.create_publisher(msg_type, topic, qos)
+        self._own_publishers.append(publisher)
+        return publisher
+
+    # -- frames in, results out ----------------------------------------------------------
 
     def _header(self) -> Header:
         return Header(stamp=self.get_clock().now().to_msg(), frame_id='')
 
-    def _declare_head(self, name: str) -> HeadConfig:
-        prefix = f'heads.{name}.'
-        v = {k[len(prefix):]: value for k, value in
-             declare(self, head_parameters(name), self._apply).items()}
-        return HeadConfig(name, v['outputs'], v['file'], v['model_name'], v['decoder'],
-                          v['class_names'], HeadRate(name, v['rate_hz'], v['every_n_frames'],
-                                                     v['enabled']))
-
-    def _apply(self, name: str, value) -> None:
-        if name.startswith('heads.'):
-            head, field = name[len('heads.'):].rsplit('.', 1)
-            if field == 'rate_hz':
-                self.pipeline.set_rate(head, rate_hz=value)
-            elif field == 'every_n_frames':
-                self.pipeline.set_rate(head, every_n_frames=value)
-            elif field == 'enabled':
-                self.pipeline.set_enabled(head, value)
-        elif name == 'score_threshold':
-            self.pipeline.score_threshold = value
-        elif name in ('expected_rate_hz', 'latency_budget_ms', 'stale_timeout_s'):
-            setattr(self.thresholds, name, value)
-
     def _on_image(self, msg, index: int) -> None:
-        source = self.sources[index]
-        self.stats[source].on_received()
-        if self.slots.put(Frame(source, msg, time.monotonic(), msg.header)):
-            self.stats[source].on_dropped()
+        slots, sources, stats = self.slots, self.sources, self.stats
+        if slots is None or index >= len(sources):  # stopped while this message was taken
+            return
+        source = sources[index]
+        stats[source].on_received()
+        if slots.put(Frame(source, msg, time.monotonic(), msg.header)):
+            stats[source].on_dropped()
 
     def _on_incompatible_qos(self, info, index: int) -> None:
-        source = self.sources[index] if index < len(self.sources) else str(index)
+        sources, stats = self.sources, self.stats
+        source = sources[index] if index < len(sources) else str(index)
         policy = QoSPolicyKind(info.last_policy_kind).name
-        if source in self.stats:
-            self.stats[source].on_qos_incompatible(policy, info.total_count)
+        if source in stats:
+            stats[source].on_qos_incompatible(policy, info.total_count)
         admitted, _ = self.log_throttle.admit((source, 'qos'))
         if admitted:
             self.get_logger().warning(
@@ -294,27 +460,46 @@ class InferNode(Node):
         self.stats[source].on_published(result.stage_ms)
 
     def _publish_diagnostics(self) -> None:
+        with self._lock:
+            if self.pipeline is None or self.diagnostics_pub is None:
+                return
+            array = self._diagnostics()
+            self.diagnostics_pub.publish(array)
+
+    def _diagnostics(self) -> DiagnosticArray:
         name = self.get_name()
+        thresholds = self._settings['thresholds']
         model_error = self.model_stats.current_error()
-        reports = [self.stats[s].report(f'{name}: input {s}', self.thresholds, model_error)
+        reports = [self.stats[s].report(f'{name}: input {s}', thresholds, model_error)
                    for s in self.sources]
         if self.head_outputs is not None:
             reports += self.head_outputs.reports(name, self.pipeline)
         model_file = getattr(self.pipeline, 'model_path', '')
         report = self.model_stats.report(f'{name}: model {self.model_stats.model}', {
-            'backend': self.backend_name, 'batch': self.pipeline.model.batch.describe(),
+            'backend': self._settings['backend'], 'batch': self.pipeline.model.batch.describe(),
             'model_file': model_file or '-',
             'model_file_present': str(not model_file or os.path.isfile(model_file)).lower()})
         if report.values['model_file_present'] == 'false' and report.level == Level.OK:
             report.level = Level.WARN  # still serving from memory, but a reload would fail
             report.message = f'model file {model_file} is gone; {report.message}'
         reports.append(report)
-        self.diagnostics_pub.publish(to_array(self.get_clock().now().to_msg(), reports,
-                                              self.get_fully_qualified_name()))
+        return to_array(self.get_clock().now().to_msg(), reports, self.get_fully_qualified_name())
 
     def destroy_node(self):
-        self.runner.stop()
+        self._release()
         return super().destroy_node()
+
+
+class InferNode(InferPieces, Node):
+    """Loads, subscribes and publishes from construction until destroyed."""
+
+    def __init__(self, **kwargs):
+        super().__init__('infer_node', **kwargs)
+        self._init_pieces()
+        p = declare(self, PARAMETERS, self._apply)
+        self._load(p)
+        self._start()
+        self.get_logger().info(self._settings['summary'])
 
 
 def main(args=None):

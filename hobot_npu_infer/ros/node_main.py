@@ -3,9 +3,15 @@
 Start-up errors print one line and exit 2. SIGINT and SIGTERM end spinning (rclpy's signal
 handlers); the executor is shut down and the node destroyed before rclpy, so no thread is left
 spinning at exit (which would abort the process).
+
+With ``HOBOT_NPU_INFER_EXIT_REPORT=<path>`` in the environment, the names of the threads still
+alive once everything is shut down are written to that file as JSON (for the shutdown tests).
 """
 
+import json
+import os
 import sys
+import threading
 from typing import Callable, List, Optional
 
 import rclpy
@@ -39,6 +45,7 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
             raise
     finally:
         shut_down(executor, node)
+        write_exit_report()
     return 0
 
 
@@ -48,3 +55,15 @@ def shut_down(executor, node: Optional[Node], context=None) -> None:
     if node is not None:
         node.destroy_node()
     rclpy.try_shutdown(context=context)
+
+
+EXIT_REPORT = 'HOBOT_NPU_INFER_EXIT_REPORT'
+
+
+def write_exit_report() -> None:
+    """The live threads, by name, to the file named by HOBOT_NPU_INFER_EXIT_REPORT, if set."""
+    path = os.environ.get(EXIT_REPORT)
+    if not path:
+        return
+    with open(path, 'w') as f:
+        json.dump({'pid': os.getpid(), 'threads': [t.name for t in threading.enumerate()]}, f)

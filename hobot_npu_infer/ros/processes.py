@@ -26,7 +26,7 @@ class RosProcess:
     def __init__(self, module: str, params: Optional[Dict[str, object]] = None,
                  args: Optional[List[str]] = None, params_file: str = '',
                  log_path: Optional[str] = None, stdout=None, cwd: Optional[str] = None,
-                 node_name: str = ''):
+                 node_name: str = '', env: Optional[Dict[str, str]] = None):
         cmd = [sys.executable, '-m', f'hobot_npu_infer.ros.{module}', *(args or []), '--ros-args']
         if node_name:
             cmd += ['-r', f'__node:={node_name}']
@@ -37,7 +37,8 @@ class RosProcess:
         self.log_path = log_path
         self._log = open(log_path, 'w') if log_path else None
         out = self._log if self._log else (stdout if stdout is not None else subprocess.DEVNULL)
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=child_environment(), stdout=out,
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=child_environment(**(env or {})),
+                                     stdout=out,
                                      stderr=subprocess.STDOUT)
 
     def running(self) -> bool:

@@ -1,0 +1,60 @@
+"""image_source and infer_lifecycle_node (the managed infer_node) with config/default.yaml.
+
+ros2 launch hobot_npu_infer infer_lifecycle.launch.py [autostart:=false] [namespace:=robot1]
+    [image_topic:=/camera/image_raw] [config:=/path/to/params.yaml] [use_test_camera:=false]
+
+The managed node is named infer_node, so the same parameters file applies (its keys are
+``/**/infer_node``). With autostart (the default) the launch configures it, and activates it
+the first time it is inactive; with autostart:=false it waits unconfigured for
+``ros2 lifecycle set /infer_node configure`` (or a lifecycle manager).
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.conditions import IfCondition
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+
+
+def generate_launch_description():
+    namespace = LaunchConfiguration('namespace')
+    config = LaunchConfiguration('config')
+    autostart = IfCondition(LaunchConfiguration('autostart'))
+    # Both nodes name the camera topic 'image_raw'; one remapping points it anywhere.
+    camera = [('image_raw', LaunchConfiguration('image_topic'))]
+    infer = LifecycleNode(package='hobot_npu_infer', executable='infer_lifecycle_node',
+                          name='infer_node', namespace=namespace, parameters=[config],
+                          remappings=camera, output='screen')
+    return LaunchDescription([
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='namespace of both nodes'),
+        DeclareLaunchArgument('image_topic', default_value='image_raw',
+                              description='camera topic published and subscribed'),
+        DeclareLaunchArgument(
+            'config', description='parameters file',
+            default_value=PathJoinSubstitution(
+                [FindPackageShare('hobot_npu_infer'), 'config', 'default.yaml'])),
+        DeclareLaunchArgument('autostart', default_value='true',
+                              description='configure and activate infer_node at launch'),
+        DeclareLaunchArgument('use_test_camera', default_value='true',
+                              description='start image_source; false with a real camera driver'),
+        Node(package='hobot_npu_infer', executable='image_source', name='image_source',
+             namespace=namespace, parameters=[config], remappings=camera, output='screen',
+             condition=IfCondition(LaunchConfiguration('use_test_camera'))),
+        infer,
+        # configured -> inactive: activate, once (a later manual configure is left inactive)
+        RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=infer, start_state='configuring', goal_state='inactive',
+            entities=[EmitEvent(event=ChangeState(
+                lifecycle_node_matcher=matches_action(infer),
+                transition_id=Transition.TRANSITION_ACTIVATE))], handle_once=True),
+            condition=autostart),
+        EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(infer),
+                                    transition_id=Transition.TRANSITION_CONFIGURE),
+                  condition=autostart),
+    ])
