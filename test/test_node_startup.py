@@ -39,7 +39,7 @@ def start(module, **params):
     ('infer_node', {'detections_format': 'xml'}, ['detections_format']),
     ('infer_node', {'inputs': ['/a', '/a']}, ['listed twice']),
     ('infer_node', {'max_batch_size': 100}, ['max_batch_size', 'range']),
-    ('infer_node', {'num_runtimes': 0}, ['num_runtimes', 'range']),
+    ('infer_node', {'num_runtimes': 17}, ['num_runtimes', 'range']),
     ('infer_node', {'crop_output': 'mask'}, ['crop_output', 'class, embedding']),
     ('infer_node', {'crop_model': '/no/such/crop.onnx'}, ['/no/such/crop.onnx', 'not found']),
     ('infer_node', {'crop_std': [1.0, 0.0, 1.0]}, ['crop_std']),

@@ -128,7 +128,7 @@ def run_launch_file(monkeypatch, name):
 
 
 @pytest.mark.parametrize('launch_file, config, arguments_expected', [
-    ('infer.launch.py', 'default.yaml', {'namespace', 'image_topic', 'config'}),
+    ('infer.launch.py', 'default.yaml', {'namespace', 'image_topic', 'use_test_camera', 'config'}),
     ('multi_camera.launch.py', 'multi_camera.yaml', {'namespace', 'use_test_camera', 'config'}),
 ])
 def test_launch_files_start_the_nodes_with_the_installed_config(monkeypatch, launch_file, config,

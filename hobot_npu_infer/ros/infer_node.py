@@ -29,6 +29,7 @@ from std_msgs.msg import Header
 
 from ..core.annotate import draw_detections
 from ..core.backends import backend_names
+from ..core.backends.selection import AUTO, parse_options
 from ..core.errors import BackendError, InferError
 from ..core.crop_stage import CropConfig
 from ..core.head_scheduler import HeadRate
@@ -36,15 +37,17 @@ from ..core.multi_head import HeadConfig, MultiHeadPipeline
 from ..core.frame_slots import Frame, FrameSlots
 from ..core.health import HealthThresholds, Level, ModelStats, SourceStats
 from ..core.log_throttle import LogThrottle
+from ..core.nv12 import nv12_to_bgr, pixel_size
 from ..core.pipeline import DetectionPipeline, PipelineConfig, parse_size
 from ..core.stream_runner import FrameResult, StreamRunner, one_line
+from ..core.tensors import NV12
 from . import detection_msgs
 from .diagnostics import to_array
 from .head_outputs import HeadOutputs
 from .image_conversion import array_to_image_msg, compressed_to_array, image_to_array
 from .node_main import run_node
 from .parameters import (InvalidParameter, ParamSpec, boolean, declare, each_one_of, integer,
-                         integers, number, one_of, size_text, string, strings)
+                         integers, key_values, number, one_of, size_text, string, strings)
 from .qos import LATCHED, RELIABILITY, image_qos, per_input
 
 
@@ -58,9 +61,15 @@ PARAMETERS = [
     integers('qos_depth', [1], 'per input, or one for all: subscription queue depth', 1, 100),
     string('model', 'centerface', 'built-in model name or model file'),
     string('model_name', '', 'one model of a multi-model file'),
-    string('backend', 'onnxruntime', 'inference backend', check=lambda v: None
-           if v in backend_names() else f'available: {", ".join(backend_names())}'),
-    string('decoder', '', 'output decoder of a model file: centerface, yolov8, yolov5, ssd'),
+    string('backend', 'onnxruntime', 'inference backend; auto: the board\'s NPU (hobot, rknn), '
+           'else onnxruntime', check=lambda v: None if v in backend_names() + [AUTO]
+           else f'available: {", ".join(backend_names() + [AUTO])}'),
+    strings('backend_options', [], 'backend options as key=value, e.g. rknn.core_mask=auto; a '
+            '"backend." prefix applies one to that backend only', check=key_values),
+    string('decoder', '', 'output decoder of a model file: centerface, yolov8, yolov5, ssd, '
+           'rdk_yolov8, rdk_yolov5, rknn_yolov8, rknn_yolov5'),
+    strings('decoder_options', [], 'decoder options as key=value, e.g. num_classes=80',
+            check=key_values),
     string('labels_file', '', 'class names, one per line'),
     strings('class_names', [], 'class names, when no labels file is given'),
     string('input_size', '', 'model input WxH, e.g. 640x480 (empty: the model\'s own or the '
@@ -70,7 +79,8 @@ PARAMETERS = [
             'a fixed-batch model uses its own size and pads)', 0, 64),
     number('max_batch_delay_ms', 10.0, 'longest wait of the oldest frame for a batch to fill',
            0.0, 1000.0),
-    integer('num_runtimes', 1, 'engine instances running batches concurrently', 1, 16),
+    integer('num_runtimes', 0, 'engine instances running batches concurrently (0: the '
+            'backend\'s choice, one per NPU core on RK3588/RK3576, else 1)', 0, 16),
     string('crop_model', '', 'second-stage model run on the crops of the detections'),
     string('crop_output', 'class', 'class (argmax and score) or embedding (the vector)',
            check=one_of(('class', 'embedding'))),
@@ -260,9 +270,10 @@ class InferPieces:
         fmt = detection_msgs.resolve_format(p['detections_format'])
         config = PipelineConfig(
             model=p['model'], model_name=p['model_name'], backend=p['backend'],
-            backend_options={'intra_op_threads': p['threads']}
-            if p['backend'] == 'onnxruntime' else {},
-            decoder=p['decoder'], labels_file=p['labels_file'], class_names=p['class_names'],
+            backend_options={'onnxruntime.intra_op_threads': p['threads'],
+                             **parse_options(p['backend_options'])},
+            decoder=p['decoder'], decoder_options=parse_options(p['decoder_options']),
+            labels_file=p['labels_file'], class_names=p['class_names'],
             input_size=parse_size(p['input_size']) if p['input_size'] else None,
             score_threshold=p['score_threshold'], cache_dir=p['cache_dir'] or None,
             num_runtimes=p['num_runtimes'], crop=CropConfig(
@@ -298,15 +309,20 @@ class InferPieces:
                 'max_batch_delay_s': p['max_batch_delay_ms'] / 1e3,
                 'diagnostics_period_s': p['diagnostics_period_s'],
                 'backend': p['backend'],
+                # a model that takes NV12 gets camera nv12 untouched (crops need BGR)
+                'keep_nv12': pipeline.preprocessor.layout == NV12 and not p['crop_model'],
                 'summary': (f'{p["model"]} on {p["backend"]} ({pipeline.model.batch.describe()} '
                             f'batch, input {p["input_size"] or "at image size"}, batches of up '
                             f'to {pipeline.model.batch.fixed_size or max_batch} within '
-                            f'{p["max_batch_delay_ms"]:g} ms, {p["num_runtimes"]} runtime(s)), '
-                            f'inputs {", ".join(sources)}, detections as {fmt}'),
+                            f'{p["max_batch_delay_ms"]:g} ms, {len(pipeline.runtimes)} '
+                            f'runtime(s)), inputs {", ".join(sources)}, detections as {fmt}'
+                            + (f'; {pipeline.backend_note}' if p['backend'] == AUTO else '')),
             }
             self.sources = sources
             self.stats = {source: SourceStats(source, window) for source in sources}
-            self.model_stats = ModelStats(p['model'], window, runtimes=p['num_runtimes'])
+            self.model_stats = ModelStats(p['model'], window, runtimes=len(pipeline.runtimes))
+            if pipeline.backend is not None:
+                self.model_stats.npu_load = pipeline.backend.npu_load
             message_type = detection_msgs.message_type(fmt)
             for source, out in zip(sources, outputs):
                 if not heads:  # a packed model's heads publish on topics of their own
@@ -418,11 +434,10 @@ class InferPieces:
                 f'({policy}); no frames arrive from it. Match qos_reliability/qos_depth to '
                 f'the camera')
 
-    @staticmethod
-    def _convert(msg):
+    def _convert(self, msg):
         if isinstance(msg, CompressedImage):
             return compressed_to_array(msg)
-        return image_to_array(msg)
+        return image_to_array(msg, keep_nv12=self._settings['keep_nv12'])
 
     def _on_bad_frame(self, frame: Frame, error: InferError) -> None:
         cause = getattr(error, 'cause', 'image')
@@ -443,14 +458,16 @@ class InferPieces:
         start = time.monotonic()
         source = result.frame.source
         header = result.frame.meta
-        h, w = result.image.shape[:2]
+        nv12 = result.channel_order == 'nv12'
+        w, h = pixel_size(result.image) if nv12 else result.image.shape[1::-1]
         if result.heads is not None:
             self.head_outputs.publish(source, header, (w, h), result.heads)
         else:
             self.publishers_by_source[source].publish(
                 detection_msgs.to_message(self.format, header, result.detections, (w, h)))
         if source in self.debug_publishers:
-            bgr = result.image if result.channel_order == 'bgr' or result.image.ndim == 2 \
+            bgr = nv12_to_bgr(result.image) if nv12 else result.image \
+                if result.channel_order == 'bgr' or result.image.ndim == 2 \
                 else cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)
             self.debug_publishers[source].publish(
                 array_to_image_msg(draw_detections(bgr, result.detections), 'bgr8', header))

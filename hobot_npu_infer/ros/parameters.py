@@ -60,6 +60,16 @@ def each_one_of(choices: Sequence[str]) -> Check:
                             for v in vs if v not in choices), None)
 
 
+def key_values(items: Sequence[str]) -> Optional[str]:
+    """Problem with a list of 'key=value' options, or None."""
+    from ..core.backends.selection import parse_options
+    try:
+        parse_options(items)
+    except InferError as exc:
+        return str(exc)
+    return None
+
+
 def size_text(text: str) -> Optional[str]:
     """Problem with a 'WxH' size parameter (empty means unset), or None."""
     if not text:
