@@ -1,0 +1,60 @@
+"""infer_node end to end with ``backend: rknn`` in the rknn-toolkit2 simulator, over real DDS:
+two cameras batched into one compiled batch of 2, detections and diagnostics as on a board."""
+
+import json
+
+from diagnostic_msgs.msg import DiagnosticArray
+from std_msgs.msg import String
+
+from ros_harness import Listener, RosProcess
+
+TOPICS = ['/rknn/cam0/image_raw', '/rknn/cam1/image_raw']
+
+
+def newest_status(listener, name_part):
+    for array in reversed(listener.received('/diagnostics')):
+        for status in array.status:
+            if name_part in status.name:
+                return status
+    return None
+
+
+def test_infer_node_runs_on_the_rknn_simulator(rknn_simulator, model_cache, tmp_path):
+    listener = Listener('rknn_listener')
+    node = camera = None
+    try:
+        for topic in TOPICS:
+            listener.subscribe(String, f'{topic}/detections')
+        listener.subscribe(DiagnosticArray, '/diagnostics', keep=5)
+        node = RosProcess('infer_node', {
+            'inputs': TOPICS, 'backend': 'rknn', 'input_size': '320x320',
+            'backend_options': ['rknn.batch_size=2', 'rknn.target=rk3588'],
+            'max_batch_delay_ms': 200.0, 'detections_format': 'json',
+            'qos_reliability': ['reliable']}, log_path=str(tmp_path / 'node.log'),
+            node_name='infer_rknn')
+        camera = RosProcess('image_source', {
+            'images': ['astronaut', 'coffee'], 'topics': TOPICS, 'rate_hz': 2.0,
+            'qos_reliability': 'reliable'}, log_path=str(tmp_path / 'camera.log'))
+        assert listener.wait_for(lambda: all(
+            len(listener.received(f'{t}/detections')) >= 2 for t in TOPICS), timeout=180), \
+            node.output()
+        faces = [json.loads(m.data)['detections']
+                 for m in listener.received(f'{TOPICS[0]}/detections')]
+        cups = [json.loads(m.data)['detections']
+                for m in listener.received(f'{TOPICS[1]}/detections')]
+        assert all(len(f) == 1 and f[0]['class_name'] == 'face' for f in faces)
+        x1, y1, x2, y2 = faces[-1][0]['box']
+        assert 150 < x1 < 220 and 30 < y1 < 100 and 240 < x2 < 300 and 150 < y2 < 210
+        assert all(c == [] for c in cups)  # coffee: no face
+        assert listener.wait_for(lambda: newest_status(listener, 'infer_rknn: model') is not None
+                                 and int({kv.key: kv.value for kv in newest_status(
+                                     listener, 'infer_rknn: model').values}['runs']) >= 2)
+        status = newest_status(listener, 'infer_rknn: model')
+        values = {kv.key: kv.value for kv in status.values}
+        assert values['backend'] == 'rknn' and values['batch'] == 'fixed 2'
+        assert values['backend_errors'] == '0' and status.level == bytes([0])  # OK
+    finally:
+        listener.close()
+        codes = [p.stop() for p in (camera, node) if p is not None]
+    assert codes == [0, 0]
+    assert 'centerface on rknn (fixed 2 batch' in node.output()
