@@ -380,3 +380,21 @@ def test_live_mode_redraws_until_a_signal_and_exits_0(diagnostics_publisher, tmp
     assert '\x1b[' not in output  # not a terminal: no screen clearing
     assert output.count('LEVEL  INPUT') >= 2  # redrawn, separated by blank lines
     assert '\n\n' in output
+
+
+def test_npu_load_is_a_column_and_in_json_where_the_board_reports_it():
+    clock = FakeClock()
+    stats = ModelStats('yolov8n', clock=clock)
+    stats.npu_load = lambda: {'core0': 41.0, 'core1': 38.0, 'core2': 0.0}
+    clock.now += 0.1
+    stats.on_run(20.0)
+    snapshot = DiagnosticsSnapshot()
+    snapshot.update([stats.report('infer_node: model yolov8n', {'backend': 'rknn'})])
+    [row] = snapshot.rows()
+    assert row.npu_load == {'core0': 41.0, 'core1': 38.0, 'core2': 0.0}
+    assert json.loads(json.dumps(snapshot.to_json()))['models'][0]['npu_load']['core1'] == 38.0
+    table = render_table(snapshot, width=200)
+    assert 'NPU %' in table and '41/38/0' in table
+    plain = DiagnosticsSnapshot()
+    plain.update([model_report()])
+    assert 'NPU %' not in render_table(plain, width=200)

@@ -156,6 +156,7 @@ class ModelRow:
     batch_fill_ratio: Number
     padding_slots: Number
     runtime_busy_fraction: Number
+    npu_load: Dict[str, Number]  # percent per NPU core, where the board exposes it
     last_error: str
     latency_ms: Dict[str, Dict[str, Number]]
     age_s: float
@@ -173,6 +174,8 @@ class ModelRow:
                    batch_fill_ratio=parse_number(v.get('batch_fill_ratio')),
                    padding_slots=parse_number(v.get('padding_slots'), True),
                    runtime_busy_fraction=parse_number(v.get('runtime_busy_fraction')),
+                   npu_load={k.split('.', 1)[1]: parse_number(value) for k, value in v.items()
+                             if k.startswith('npu_load.')},
                    last_error=v.get('last_error', ''),
                    latency_ms={'inference': latency_of(v, 'inference')},
                    age_s=age_s, name=entry.name)
@@ -450,7 +453,11 @@ def render_table(snapshot: DiagnosticsSnapshot, width: int = 120,
                   _Column('PAD', [_fmt_int(r.padding_slots) for r in models]),
                   _Column('BUSY', [_fmt_number(r.runtime_busy_fraction) for r in models]),
                   _Column('BACKEND', [r.backend or '-' for r in models], left=True)]
-        for optional in ('BACKEND', 'BUSY', 'PAD', 'FILL', 'BATCH'):  # least useful first
+        if any(r.npu_load for r in models):
+            mcols.append(_Column('NPU %', ['/'.join('-' if v is None else f'{v:.0f}'
+                                                    for v in r.npu_load.values()) or '-'
+                                           for r in models], left=True))
+        for optional in ('BACKEND', 'BUSY', 'PAD', 'FILL', 'BATCH', 'NPU %'):  # least useful first
             if _fits(mcols, width):
                 break
             mcols = [c for c in mcols if c.header != optional]
