@@ -14,6 +14,7 @@ from typing import List, Optional
 
 from .cli import add_model_arguments, pipeline_config, run, size_argument
 from .core.annotate import draw_detections
+from .core.backends.selection import AUTO
 from .core.errors import ConfigError, InferError
 from .core.image_files import write_image
 from .core.offline import detect_files, expand_paths
@@ -53,6 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     paths = expand_paths(args.images)
     pipeline = DetectionPipeline.from_config(
         pipeline_config(args, args.input_size, num_runtimes=args.runtimes))
+    if args.backend == AUTO:
+        print(pipeline.backend_note, file=sys.stderr, flush=True)
     if args.save_annotated:
         os.makedirs(args.save_annotated, exist_ok=True)
 

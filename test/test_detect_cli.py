@@ -114,3 +114,18 @@ def test_model_file_without_decoder_is_a_clear_error(photos, model_cache):
     one_line_error(detect(photos['astronaut'], '--model', path), 'decoder', path)
     proc = detect(photos['astronaut'], '--model', path, '--decoder', 'centerface', '--json')
     assert proc.returncode == 0 and os.path.basename(path).startswith('centerface')
+
+
+def test_backend_auto_says_what_it_chose_and_why(photos):
+    proc = detect(photos['astronaut'], '--backend', 'auto', '--backend-option',
+                  'rknn.core_mask=core1', '--decoder-option', 'nms_threshold=0.3')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0].startswith(
+        'backend auto chose onnxruntime: no NPU board found (')
+    assert '1 detection(s): face' in proc.stdout
+
+
+def test_a_malformed_option_is_one_line(photos):
+    proc = detect(photos['astronaut'], '--backend-option', 'batch_size')
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: option 'batch_size' is not key=value"
