@@ -62,3 +62,18 @@ def published_frame_ids(listener, image_topic, up_to):
 __all__ = ['published_frame_ids', 'stamp_key', 'Listener', 'RosProcess', 'child_environment',
            'loopback_environment', 'ros_value', 'INFER_EXECUTABLES', 'LifecycleClient',
            'set_parameter', 'start_infer']
+
+
+def newest_status(listener, name_part):
+    """The newest /diagnostics status whose name contains ``name_part``, or None."""
+    for array in reversed(listener.received('/diagnostics')):
+        for status in array.status:
+            if name_part in status.name:
+                return status
+    return None
+
+
+def newest_values(listener, name_part):
+    """That status's key-values as a dict; empty before it arrives."""
+    status = newest_status(listener, name_part)
+    return {kv.key: kv.value for kv in status.values} if status is not None else {}

@@ -18,7 +18,7 @@ from std_msgs.msg import Float32MultiArray, String
 from hobot_npu_infer.core.nv12 import bgr_to_nv12, nv12_to_bgr
 from hobot_npu_infer.ros.qos import image_qos
 
-from ros_harness import Listener, RosProcess
+from ros_harness import Listener, RosProcess, newest_status
 from test_hobot_backend import FACE_BOX, face_model, model, tensor, write
 
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -109,14 +109,6 @@ def forward_records(path) -> list:
 
 def digest(nv12: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(nv12).tobytes()).hexdigest()
-
-
-def newest_status(listener, name_part):
-    for array in reversed(listener.received('/diagnostics')):
-        for status in array.status:
-            if name_part in status.name:
-                return status
-    return None
 
 
 def assert_known_face(detections):

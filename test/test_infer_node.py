@@ -18,7 +18,7 @@ from hobot_npu_infer.ros.image_conversion import image_to_array
 from hobot_npu_infer.ros.diagnostics import level_of
 from hobot_npu_infer.ros.qos import image_qos
 
-from ros_harness import Listener, RosProcess, published_frame_ids, stamp_key
+from ros_harness import Listener, RosProcess, newest_status, published_frame_ids, stamp_key
 
 CAM, COMP, BAD = '/itest/cam/image_raw', '/itest/comp/image_raw', '/itest/bad/image_raw'
 QOS = '/itest/qos/image_raw'
@@ -92,14 +92,6 @@ def test_debug_image_has_the_boxes_drawn(system):
     x1, y1, x2, y2 = ASTRONAUT_FACE  # ... around the face, and nothing far from it
     assert xs.min() >= x1 - 15 and xs.max() <= x2 + 40  # the label may run past the box
     assert ys.min() >= y1 - 30 and ys.max() <= y2 + 15
-
-
-def newest_status(listener, name_part):
-    for array in reversed(listener.received('/diagnostics')):
-        for status in array.status:
-            if name_part in status.name:
-                return status
-    return None
 
 
 def test_diagnostics_carry_latency_statistics(system):

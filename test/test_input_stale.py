@@ -4,19 +4,11 @@ executables."""
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_harness import INFER_EXECUTABLES, Listener, RosProcess, start_infer
+from ros_harness import INFER_EXECUTABLES, Listener, RosProcess, newest_status, start_infer
 from std_msgs.msg import String
 
 from hobot_npu_infer.core.health import Level
 from hobot_npu_infer.ros.diagnostics import level_of
-
-
-def newest_status(listener, name):
-    for array in reversed(listener.received('/diagnostics')):
-        for status in array.status:
-            if status.name == name:
-                return status
-    return None
 
 
 @pytest.mark.parametrize('executable', INFER_EXECUTABLES)

@@ -17,7 +17,7 @@ from hobot_npu_infer.core.pipeline import DetectionPipeline, PipelineConfig
 from hobot_npu_infer.core.sample_images import load_sample
 from hobot_npu_infer.ros.qos import image_qos
 
-from ros_harness import Listener, RosProcess, published_frame_ids, stamp_key
+from ros_harness import Listener, RosProcess, newest_values, published_frame_ids, stamp_key
 
 TOPICS = [f'/multi/cam{i}/image_raw' for i in range(4)]
 
@@ -41,14 +41,6 @@ def views(tmp_path_factory):
         paths.append(str(directory / f'view{i}.png'))
         cv2.imwrite(paths[-1], image)
     return paths
-
-
-def newest_values(listener, name_part):
-    for array in reversed(listener.received('/diagnostics')):
-        for status in array.status:
-            if name_part in status.name:
-                return {kv.key: kv.value for kv in status.values}
-    return {}
 
 
 def test_four_cameras_batched_each_result_on_its_own_topic(views, tmp_path):

@@ -6,17 +6,9 @@ import json
 from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 
-from ros_harness import Listener, RosProcess
+from ros_harness import Listener, RosProcess, newest_status
 
 TOPICS = ['/rknn/cam0/image_raw', '/rknn/cam1/image_raw']
-
-
-def newest_status(listener, name_part):
-    for array in reversed(listener.received('/diagnostics')):
-        for status in array.status:
-            if name_part in status.name:
-                return status
-    return None
 
 
 def test_infer_node_runs_on_the_rknn_simulator(rknn_simulator, model_cache, tmp_path):

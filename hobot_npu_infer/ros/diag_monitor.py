@@ -9,23 +9,9 @@ first infer_node input status (or --timeout: exit 1), prints one snapshot and ex
 SIGINT and SIGTERM exit 0.
 """
 
-import signal
 import sys
-import threading
 
-STOP = threading.Event()
-"""Set by SIGINT or SIGTERM. The loops end at their next turn (at most 0.1 s), so nothing is
-raised in the middle of rclpy or of the clean-up."""
-
-
-def _request_stop(signum, frame):
-    STOP.set()
-
-
-def catch_stop_signals() -> dict:
-    """Route SIGINT and SIGTERM to STOP; returns the previous handlers."""
-    return {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-
+from hobot_npu_infer.ros.stop_signals import STOP, catch_stop_signals, restore_signals
 
 if __name__ == '__main__':  # a signal during the slow imports below must not print a traceback
     catch_stop_signals()
@@ -175,9 +161,7 @@ def monitor(options, ros_args: List[str]) -> int:
     snapshot = DiagnosticsSnapshot(node=options.node, include_all=options.all,
                                    stale_after_s=options.stale_after
                                    if options.stale_after > 0 else None)
-    # Signals are ours (STOP), not rclpy's: its handlers would shut the context down under
-    # a running spin_once.
-    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)  # see STOP
     node = None
     executor = SingleThreadedExecutor()
     try:
@@ -208,13 +192,11 @@ def main(args: Optional[Iterable[str]] = None) -> int:
     """``args``: the command line without the program name (default: ``sys.argv[1:]``)."""
     argv = [PROG, *(sys.argv[1:] if args is None else list(args))]
     options = parser().parse_args(remove_ros_args(argv)[1:])
-    previous = catch_stop_signals() if threading.current_thread() is threading.main_thread() \
-        else {}
+    previous = catch_stop_signals()
     try:
         return 0 if STOP.is_set() else monitor(options, argv)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals(previous)
         write_exit_report()
 
 

@@ -1,8 +1,8 @@
 """How every executable of the package starts and stops a node.
 
-Start-up errors print one line and exit 2. SIGINT and SIGTERM end spinning (rclpy's signal
-handlers); the executor is shut down and the node destroyed before rclpy, so no thread is left
-spinning at exit (which would abort the process).
+Start-up errors print one line and exit 2. SIGINT and SIGTERM end spinning (stop_signals, not
+rclpy's handlers); the executor is shut down and the node destroyed before rclpy, so no thread
+is left spinning at exit (which would abort the process).
 
 With ``HOBOT_NPU_INFER_EXIT_REPORT=<path>`` in the environment, the names of the threads still
 alive once everything is shut down are written to that file as JSON (for the shutdown tests).
@@ -18,33 +18,34 @@ import rclpy
 from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
                              SingleThreadedExecutor)
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from ..core.errors import InferError
 from .parameters import InvalidParameter
+from .stop_signals import STOP, catch_stop_signals, restore_signals
 
 
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
              threads: int = 3) -> int:
-    rclpy.init(args=args)
+    STOP.clear()
+    previous = catch_stop_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # see stop_signals
     node = None
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
         else SingleThreadedExecutor()
     try:
         node = factory()
         executor.add_node(node)
-        executor.spin()
+        while not STOP.is_set() and executor.context.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (InvalidParameter, InferError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
-    except RuntimeError:
-        # A signal can shut the context down while the executor is taking a message, and
-        # rclpy then raises a bare RuntimeError from the take: that is the shutdown, not a bug.
-        if executor.context.ok():
-            raise
     finally:
         shut_down(executor, node)
+        restore_signals(previous)
         write_exit_report()
     return 0
 
