@@ -127,3 +127,40 @@ def test_int8_calibration_needs_real_images(rknn_simulator, model_cache, tmp_pat
     with pytest.raises(ImageError, match='no images .* in directory'):
         create_backend('rknn', quantize=True, dataset=str(empty),
                        input_size='320x320').load(resolve_model('centerface').path)
+
+
+def test_packed_heads_split_from_centerface_run_on_the_npu(rknn_simulator, reference, images):
+    """A trunk and two heads, each built for the NPU: the heads read the trunk's features (float
+    NCHW, at the shapes the trunk was built with), the faces head finds the astronaut."""
+    from hobot_npu_infer.core.multi_head import HeadConfig, MultiHeadPipeline
+    heads = [HeadConfig('faces', ['537', '538', '539'], decoder='centerface',
+                        class_names=['face']), HeadConfig('landmarks', ['540'])]
+    pipeline = MultiHeadPipeline.from_config(
+        PipelineConfig(backend='rknn', input_size=SIZE), heads)
+    try:
+        packed = pipeline.packed
+        assert packed.trunk.inputs[0].layout == 'NHWC'
+        [features] = packed.trunk.outputs
+        for head in packed.heads.values():
+            [spec] = head.model.inputs
+            assert (spec.name, spec.shape, spec.dtype) == \
+                (features.name, features.shape, np.dtype(np.float32))
+        outputs = {o.head: o for o in pipeline.process(images[:1], 0.0)}
+        [face] = outputs['faces'].detections
+        [expected] = reference.detect(images[:1])[0][0].detections
+        assert iou_matrix(np.array([expected.box]), np.array([face.box]))[0, 0] >= 0.9
+        [landmarks] = outputs['landmarks'].tensors
+        assert landmarks.shape == (1, 10, 80, 80)
+    finally:
+        for model in [pipeline.packed.trunk] + [h.model for h in pipeline.packed.heads.values()]:
+            model.close()
+
+
+def test_a_head_that_reads_features_is_not_calibrated_as_images(rknn_simulator, calibration):
+    from hobot_npu_infer.core.multi_head import HeadConfig, MultiHeadPipeline
+    with pytest.raises(BackendError, match='int8 calibration takes images'):
+        MultiHeadPipeline.from_config(PipelineConfig(
+            backend='rknn', input_size=SIZE,
+            backend_options={'quantize': True, 'dataset': calibration}),
+            [HeadConfig('faces', ['537', '538', '539'], decoder='centerface'),
+             HeadConfig('landmarks', ['540'])])

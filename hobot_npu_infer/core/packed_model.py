@@ -10,8 +10,9 @@
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -20,6 +21,25 @@ from .errors import ConfigError
 from .graph_split import HeadSpec, split_model
 from .model_registry import atomic_write, default_cache_dir, file_digest
 from .tensors import TensorSpec
+
+
+class _Loaded(list):
+    def add(self, model: Model) -> Model:
+        self.append(model)
+        return model
+
+
+@contextmanager
+def closed_on_failure() -> Iterator[_Loaded]:
+    """Models added inside are closed again when a later step fails: an NPU runtime (or the
+    rknn simulator's process) holds each one until it is closed."""
+    models = _Loaded()
+    try:
+        yield models
+    except BaseException:
+        for model in models:
+            model.close()
+        raise
 
 
 @dataclass
@@ -78,8 +98,10 @@ def load_split(backend: Backend, path: str, heads: List[HeadSpec],
         for name, part in split.parts().items():
             atomic_write(os.path.join(directory, f'{name}.onnx'), part.SerializeToString())
     trunk_path = os.path.join(directory, 'trunk.onnx')
-    trunk = backend.load(trunk_path)[0] if os.path.isfile(trunk_path) else None
-    loaded = {h.name: backend.load(os.path.join(directory, f'{h.name}.onnx'))[0] for h in heads}
+    with closed_on_failure() as models:
+        trunk = models.add(backend.load(trunk_path)[0]) if os.path.isfile(trunk_path) else None
+        loaded = {h.name: models.add(backend.load(os.path.join(directory, f'{h.name}.onnx'))[0])
+                  for h in heads}
     image = (trunk or next(iter(loaded.values()))).inputs[0]
     return PackedModel(
         image, {name: PackedHead(name, model, [s.name for s in model.inputs])
@@ -114,9 +136,15 @@ def load_pack(backend: Backend, heads: List[HeadFile],
     if not heads:
         raise ConfigError('a pack needs at least one head')
     files: Dict[str, List[Model]] = {}
-    for file in ([trunk] if trunk else []) + heads:
-        if file.path not in files:
-            files[file.path] = backend.load(file.path)
+    with closed_on_failure() as models:
+        for file in ([trunk] if trunk else []) + heads:
+            if file.path not in files:
+                files[file.path] = [models.add(m) for m in backend.load(file.path)]
+        return _assemble(files, heads, trunk)
+
+
+def _assemble(files: Dict[str, List[Model]], heads: List[HeadFile],
+              trunk: Optional[HeadFile]) -> PackedModel:
     trunk_model = _pick(files[trunk.path], trunk) if trunk else None
     loaded = {h.name: _pick(files[h.path], h) for h in heads}
     image = (trunk_model or next(iter(loaded.values()))).inputs[0]

@@ -91,13 +91,15 @@ class RknnModel(Model):
 
 
 class _LiteRunner:
-    """One RKNNLite context on the board."""
+    """One RKNNLite context on the board; images go NHWC, a trunk's features NCHW."""
 
     def __init__(self, lite):
         self._lite = lite
+        self.formats: List[str] = []
 
     def run(self, arrays: List[np.ndarray]) -> List[np.ndarray]:
-        outputs = self._lite.inference(inputs=arrays, data_format=['nhwc'] * len(arrays))
+        formats = self.formats or ['nhwc'] * len(arrays)
+        outputs = self._lite.inference(inputs=arrays, data_format=formats)
         if outputs is None:  # RKNNLite logs the cause and returns None
             raise BackendError('rknn inference failed on the NPU (rknnlite returned no outputs)')
         return [np.asarray(o) for o in outputs]
@@ -139,6 +141,7 @@ class RknnBackend(Backend):
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
         self.channel_order = channel_order
         self._simulator_python = simulator_python
+        self._built_shapes: Dict[str, List[int]] = {}  # output shapes of the models built so far
 
     def _mask_for(self, runtime: int) -> int:
         """Runtime ``runtime``'s core mask; a comma list needs one name per runtime."""
@@ -183,8 +186,10 @@ class RknnBackend(Backend):
                                  f'{mask} (is the model built for {self.target}?)')
         runner = _LiteRunner(lite)
         try:
-            image = self._board_input(path)
-            outputs = runner.run([np.zeros(image.shape, np.uint8)])  # warm-up, output shapes
+            inputs = self._board_inputs(path)
+            runner.formats = ['nhwc' if s.layout == 'NHWC' else 'nchw' for s in inputs]
+            # warm-up, and the output shapes
+            outputs = runner.run([np.zeros(s.shape, s.dtype) for s in inputs])
         except BaseException:
             runner.close()
             raise
@@ -192,20 +197,30 @@ class RknnBackend(Backend):
             [f'output{i}' for i in range(len(outputs))]
         specs = [TensorSpec(n, o.shape, o.dtype, guess_layout(o.shape))
                  for n, o in zip(names, outputs)]
-        return RknnModel(_stem(path), runner, [image], specs, process_rss_mb() - before, 'board')
+        return RknnModel(_stem(path), runner, inputs, specs, process_rss_mb() - before, 'board')
 
-    def _board_input(self, path: str) -> TensorSpec:
-        """The image input, NHWC uint8: H and W from the file (or input_size), batch as built."""
+    def _board_inputs(self, path: str) -> List[TensorSpec]:
+        """The inputs as the file's table gives them, batch as built: an image NHWC uint8 (H
+        and W from the file, or input_size), a trunk's features (a head's input) float32."""
         tensors = read_rknn_tensors(path, outputs=False)
+        batch = self.batch_size or int(read_build_record(path).get('rknn_batch_size', 1))
         if self.input_size:
             (w, h), name = self.input_size, tensors[0].name if tensors else 'input'
-        elif tensors and len(tensors[0].shape) == 4:
-            name, (w, h) = tensors[0].name, tensors[0].image_size
-        else:
+            return [TensorSpec(name, (batch, h, w, 3), np.dtype(np.uint8), 'NHWC')]
+        if not tensors or any(len(t.shape) != 4 for t in tensors):
             raise ModelLoadError(f'cannot read the input size of {path}; set backend option '
                                  f'input_size (e.g. 640x640)')
-        batch = self.batch_size or int(read_build_record(path).get('rknn_batch_size', 1))
-        return TensorSpec(name, (batch, h, w, 3), np.dtype(np.uint8), 'NHWC')
+        specs = []
+        for tensor in tensors:
+            channels = tensor.shape[3 if tensor.layout == 'nhwc' else 1]
+            if channels == 3:
+                w, h = tensor.image_size
+                specs.append(TensorSpec(tensor.name, (batch, h, w, 3), np.dtype(np.uint8),
+                                        'NHWC'))
+            else:
+                specs.append(TensorSpec(tensor.name, (batch,) + tensor.shape[1:],
+                                        np.dtype(np.float32), tensor.layout.upper()))
+        return specs
 
     def convert(self, path: str, rknn_path: str) -> Model:
         """Build ``path`` (.onnx) for the target, write the .rknn file a board runs, and keep the
@@ -229,15 +244,18 @@ class RknnBackend(Backend):
                 built = session.build(onnx_path=os.path.abspath(path), target=self.target,
                                       quantize=self.quantize, dataset=dataset,
                                       batch_size=self.batch_size or 1, input_size=list(size),
-                                      mean=self.mean, std=self.std, export_path=export_path)
+                                      mean=self.mean, std=self.std, export_path=export_path,
+                                      known_shapes=self._built_shapes)
             after = resident_mb(session)
         except BaseException:
             session.close()
             raise
-        inputs = [TensorSpec(t['name'], tuple(t['shape']), np.dtype(t['dtype']), 'NHWC')
-                  for t in built['inputs']]
+        inputs = [TensorSpec(t['name'], tuple(t['shape']), np.dtype(t['dtype']),
+                             t['layout'] or None) for t in built['inputs']]
         outputs = [TensorSpec(t['name'], tuple(t['shape']), np.dtype(t['dtype']),
                               guess_layout(t['shape'])) for t in built['outputs']]
+        # A head built after its trunk reads the trunk's outputs at the shapes built here.
+        self._built_shapes.update({t['name']: list(t['shape']) for t in built['outputs']})
         return RknnModel(_stem(path), session, inputs, outputs, after - before, 'simulator')
 
     def _simulator_size(self, path: str) -> Tuple[int, int]:
@@ -251,10 +269,13 @@ class RknnBackend(Backend):
         image = next((t for t in model.graph.input if t.name not in initialisers), None)
         dims = [d.dim_value if d.HasField('dim_value') else 0
                 for d in image.type.tensor_type.shape.dim] if image is not None else []
-        if len(dims) != 4:
-            raise ModelLoadError(f'{path}: the rknn simulator backend takes a model with one '
-                                 f'4-D image input, got {len(dims)}-D')
-        fixed = (dims[3], dims[2]) if dims[1] in (1, 3, 4) else (dims[2], dims[1])
+        if image is not None and image.name in self._built_shapes:
+            return self.input_size or DEFAULT_SIMULATOR_SIZE  # a head: its trunk's shapes
+        if len(dims) != 4 or dims[1] != 3:
+            raise ModelLoadError(f'{path}: the rknn simulator backend builds models whose '
+                                 f'first input is a 3-channel NCHW image (or a tensor of a '
+                                 f'trunk built before), got {dims}')
+        fixed = (dims[3], dims[2])
         if all(fixed):
             if self.input_size and tuple(self.input_size) != fixed:
                 raise ConfigError(f'{path} is fixed at {fixed[0]}x{fixed[1]}; input_size '

@@ -51,10 +51,13 @@ def receive_message(stream: BinaryIO) -> Tuple[Dict, List[np.ndarray]]:
     return header, arrays
 
 
-def _fixed_onnx(path: str, batch: int, size: Tuple[int, int], directory: str) -> Tuple[str, Dict]:
+def _fixed_onnx(path: str, size: Tuple[int, int], known: Dict[str, List[int]],
+                directory: str) -> Tuple[str, Dict[str, List[int]]]:
     """The model with every dynamic input dimension fixed (the simulator builds static graphs):
-    batch to ``batch``, height and width to ``size``; outputs are left for the toolkit to infer.
-    Returns the path it wrote and the fixed input shapes."""
+    an input named in ``known`` (a trunk's output, read by a head) to that shape, any other to
+    batch 1 and an image's height and width to ``size``; outputs are left for the toolkit to
+    infer. Returns the path it wrote and the fixed input shapes (batch 1: the toolkit's
+    rknn_batch_size multiplies it)."""
     import onnx
     model = onnx.load(path)
     initialisers = {i.name for i in model.graph.initializer}
@@ -63,9 +66,11 @@ def _fixed_onnx(path: str, batch: int, size: Tuple[int, int], directory: str) ->
         if tensor.name in initialisers:
             continue
         dims = tensor.type.tensor_type.shape.dim
-        fill = [batch, None, size[1], size[0]] if len(dims) == 4 else [batch] * len(dims)
+        fill = [1, None, size[1], size[0]] if len(dims) == 4 else [1] * len(dims)
+        if tensor.name in known:
+            fill = [1] + list(known[tensor.name][1:])
         for i, dim in enumerate(dims):
-            if not dim.HasField('dim_value') or dim.dim_value <= 0:
+            if i == 0 or not dim.HasField('dim_value') or dim.dim_value <= 0:
                 if fill[i] is None:
                     raise ValueError(f'input {tensor.name} has a dynamic channel dimension')
                 dim.Clear()
@@ -82,6 +87,12 @@ def _fixed_onnx(path: str, batch: int, size: Tuple[int, int], directory: str) ->
     return fixed, shapes
 
 
+def is_image(shape: Sequence[int]) -> bool:
+    """A 3-channel NCHW input is an image, fed NHWC uint8 with mean/std folded in; any other
+    input (a trunk's features, read by a head) is fed as it is, float32 NCHW."""
+    return len(shape) == 4 and shape[1] == 3
+
+
 class SimulatorSession:
     """One model built from ONNX by the toolkit and run in its simulator."""
 
@@ -89,17 +100,27 @@ class SimulatorSession:
         self._rknn = None
         self._directory = tempfile.TemporaryDirectory(prefix='hobot-npu-rknn-')
         self.output_names: List[str] = []
+        self.formats: List[str] = []  # data_format of each input: nhwc images, nchw features
 
     def build(self, onnx_path: str, target: str, quantize: bool, dataset: Optional[str],
               batch_size: int, input_size: Tuple[int, int], mean: Sequence[float],
-              std: Sequence[float], export_path: str = '') -> Dict:
+              std: Sequence[float], export_path: str = '',
+              known_shapes: Optional[Dict[str, List[int]]] = None) -> Dict:
         from rknn.api import RKNN
-        fixed, shapes = _fixed_onnx(onnx_path, 1, tuple(input_size), self._directory.name)
-        first = next(iter(shapes.values()))
+        fixed, shapes = _fixed_onnx(onnx_path, tuple(input_size), known_shapes or {},
+                                    self._directory.name)
+        images = [is_image(shape) for shape in shapes.values()]
+        if quantize and not all(images):
+            raise ValueError('int8 calibration takes images; build a model that reads '
+                             'features (a head of a split) in fp16')
         rknn = RKNN(verbose=False)
         self._rknn = rknn
-        _check(rknn.config(target_platform=target, mean_values=[list(mean)],
-                           std_values=[list(std)]), 'config')
+        _check(rknn.config(
+            target_platform=target,
+            mean_values=[list(mean) if image else [0.0] * shape[1]
+                         for image, shape in zip(images, shapes.values())],
+            std_values=[list(std) if image else [1.0] * shape[1]
+                        for image, shape in zip(images, shapes.values())]), 'config')
         _check(rknn.load_onnx(fixed), 'load_onnx')
         _check(rknn.build(do_quantization=quantize, dataset=dataset if quantize else None,
                           rknn_batch_size=batch_size if batch_size > 1 else None), 'build')
@@ -109,15 +130,19 @@ class SimulatorSession:
         import onnx
         graph = onnx.load(fixed, load_external_data=False).graph
         self.output_names = [o.name for o in graph.output]
-        input_shape = [batch_size, first[2], first[3], first[1]]  # fed NHWC uint8
-        outputs = self.run([np.zeros(input_shape, np.uint8)])
-        return {'inputs': [{'name': name, 'shape': input_shape, 'dtype': 'uint8'}
-                           for name in shapes],
+        inputs = []
+        for (name, shape), image in zip(shapes.items(), images):
+            fed = [batch_size, shape[2], shape[3], 3] if image else [batch_size] + shape[1:]
+            inputs.append({'name': name, 'shape': fed, 'dtype': 'uint8' if image else 'float32',
+                           'layout': 'NHWC' if image else ('NCHW' if len(shape) == 4 else '')})
+        self.formats = ['nhwc' if image else 'nchw' for image in images]
+        outputs = self.run([np.zeros(i['shape'], i['dtype']) for i in inputs])
+        return {'inputs': inputs,
                 'outputs': [{'name': n, 'shape': list(o.shape), 'dtype': o.dtype.str}
                             for n, o in zip(self.output_names, outputs)]}
 
     def run(self, inputs: List[np.ndarray]) -> List[np.ndarray]:
-        outputs = self._rknn.inference(inputs=list(inputs), data_format='nhwc')
+        outputs = self._rknn.inference(inputs=list(inputs), data_format=self.formats)
         if outputs is None:  # the toolkit logs its error and returns None
             raise RuntimeError('rknn inference returned no outputs (see the simulator log)')
         return [np.asarray(o) for o in outputs]
