@@ -49,4 +49,4 @@ def test_infer_node_runs_on_the_rknn_simulator(rknn_simulator, model_cache, tmp_
         listener.close()
         codes = [p.stop() for p in (camera, node) if p is not None]
     assert codes == [0, 0]
-    assert 'centerface on rknn (fixed 2 batch' in node.output()
+    assert 'centerface on rknn (fixed 2 batch, input 320x320,' in node.output()

@@ -312,7 +312,8 @@ class InferPieces:
                 # a model that takes NV12 gets camera nv12 untouched (crops need BGR)
                 'keep_nv12': pipeline.preprocessor.layout == NV12 and not p['crop_model'],
                 'summary': (f'{p["model"]} on {p["backend"]} ({pipeline.model.batch.describe()} '
-                            f'batch, input {p["input_size"] or "at image size"}, batches of up '
+                            f'batch, input {input_description(p["input_size"], pipeline)}, '
+                            f'batches of up '
                             f'to {pipeline.model.batch.fixed_size or max_batch} within '
                             f'{p["max_batch_delay_ms"]:g} ms, {len(pipeline.runtimes)} '
                             f'runtime(s)), inputs {", ".join(sources)}, detections as {fmt}'
@@ -505,6 +506,12 @@ class InferPieces:
     def destroy_node(self):
         self._release()
         return super().destroy_node()
+
+
+def input_description(input_size: str, pipeline) -> str:
+    """The size the model runs at, for the start-up line: set, the model's own, or the image's."""
+    width, height = pipeline.preprocessor.model_size
+    return input_size or (f'{width}x{height}' if width and height else 'at image size')
 
 
 class InferNode(InferPieces, Node):
