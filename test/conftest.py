@@ -47,7 +47,7 @@ def photos(tmp_path_factory):
     from hobot_npu_infer.core.sample_images import load_sample
     directory = tmp_path_factory.mktemp('photos')
     paths = {}
-    for name in ('astronaut', 'chelsea', 'coffee'):
+    for name in ('astronaut', 'camera', 'chelsea', 'coffee'):
         paths[name] = str(directory / f'{name}.png')
         cv2.imwrite(paths[name], load_sample(name))
     return paths

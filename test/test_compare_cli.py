@@ -13,22 +13,10 @@ from hobot_npu_infer import compare
 from hobot_npu_infer.cli import run
 from hobot_npu_infer.core.backends.rknn_simulator import PYTHON_ENV
 from hobot_npu_infer.core.pipeline import DetectionPipeline, PipelineConfig
-from hobot_npu_infer.core.sample_images import load_sample
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
 THRESHOLDS = [0.3, 0.5, 0.7]
 OUTPUTS = ['537', '538', '539', '540']
-
-
-@pytest.fixture(scope='module')
-def images(tmp_path_factory):
-    """astronaut (one face), camera (a man) and coffee (no face) as PNG files."""
-    directory = tmp_path_factory.mktemp('compare-photos')
-    paths = {}
-    for name in ('astronaut', 'camera', 'coffee'):
-        paths[name] = str(directory / f'{name}.png')
-        cv2.imwrite(paths[name], load_sample(name))
-    return paths
 
 
 def reference_faces(paths, input_size=(320, 256)):
@@ -39,8 +27,8 @@ def reference_faces(paths, input_size=(320, 256)):
     return {t: sum(d.score >= t for r in results for d in r.detections) for t in THRESHOLDS}
 
 
-def test_a_backend_against_itself_matches_exactly(images, tmp_path, capsys, model_cache):
-    paths = [images['astronaut'], images['camera']]
+def test_a_backend_against_itself_matches_exactly(photos, tmp_path, capsys, model_cache):
+    paths = [photos['astronaut'], photos['camera']]
     out = tmp_path / 'report.json'
     assert compare.main(['--backend', 'onnxruntime', '--reference', 'onnxruntime', *paths,
                          '--input-size', '320x256', '--json', str(out)]) == 0
@@ -70,9 +58,9 @@ def test_a_backend_against_itself_matches_exactly(images, tmp_path, capsys, mode
     ('0.5,1.5', "--thresholds must be within [0, 1], got '0.5,1.5'"),
     (',', "--thresholds must be within [0, 1], got ','"),
 ])
-def test_bad_thresholds_are_one_line_exit_2(images, capsys, thresholds, message):
+def test_bad_thresholds_are_one_line_exit_2(photos, capsys, thresholds, message):
     with pytest.raises(SystemExit) as exit_:
-        run(compare.main, [images['astronaut'], '--thresholds', thresholds])
+        run(compare.main, [photos['astronaut'], '--thresholds', thresholds])
     assert exit_.value.code == 2
     captured = capsys.readouterr()
     assert captured.err == f'error: {message}\n' and captured.out == ''
@@ -90,14 +78,14 @@ def test_no_images_is_one_line_exit_2(tmp_path, capsys):
 
 
 @pytest.fixture(scope='module')
-def int8_report(images, tmp_path_factory, model_cache):
+def int8_report(photos, tmp_path_factory, model_cache):
     """One compare run of CenterFace built int8 for RK3588 (calibrated on the three photos)
     against ONNX Runtime, both at 320x256: the size --input-size gives the rknn build as well."""
     python = os.environ.get(PYTHON_ENV) or os.path.join(REPO, '.venv-rknn', 'bin', 'python')
     if not os.access(python, os.X_OK):
         pytest.skip('rknn-toolkit2 simulator not installed (make rknn-sim)')
     out = tmp_path_factory.mktemp('compare-int8') / 'report.json'
-    paths = [images['astronaut'], images['camera'], images['coffee']]
+    paths = [photos['astronaut'], photos['camera'], photos['coffee']]
     stdout, stderr = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), \
             contextlib.redirect_stderr(stderr):

@@ -18,7 +18,7 @@ from hobot_npu_infer.core.errors import BackendError, ModelLoadError, ModelNotFo
 from hobot_npu_infer.core.model_registry import resolve_model
 from hobot_npu_infer.core.pipeline import DetectionPipeline, PipelineConfig
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
 OUTPUTS = [('537', 1), ('538', 2), ('539', 2), ('540', 10)]  # CenterFace's heads, channels
 COMPATIBLE = {'rk3588': b'radxa,rock-5b\0rockchip,rk3588\0',
               'rk3576': b'rockchip,rk3576-evb1-v10\0rockchip,rk3576\0',
