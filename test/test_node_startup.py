@@ -166,3 +166,30 @@ def own_shm_segments(pid):
         paths = {line.split()[-1] for line in f
                  if f'{SHM}/fastrtps_' in line or f'{SHM}/fast_datasharing' in line}
     return {p for p in paths if not os.path.basename(p).startswith('fastrtps_port')}
+
+
+def test_infer_node_stopped_again_and_again_never_crashes(tmp_path):
+    """Six busy stops in a row, both signals: every one exits 0. (rclpy's own signal thread
+    was seen to crash stops under load, SIGSEGV in rcl_trigger_guard_condition; stops are now
+    a flag the spin loop reads, see ros/stop_signals.py.)"""
+    listener = Listener('repeat_listener')
+    camera = RosProcess('image_source', {'topics': [STOP_CAM], 'rate_hz': 20.0},
+                        log_path=str(tmp_path / 'camera.log'))
+    codes, logs = [], []
+    try:
+        listener.subscribe(String, f'{STOP_CAM}/detections')
+        for i in range(6):
+            seen = len(listener.received(f'{STOP_CAM}/detections'))
+            node = start_infer('infer_node', {'inputs': [STOP_CAM], 'input_size': '320x256'},
+                               listener, str(tmp_path / f'node{i}.log'))
+            try:
+                assert listener.wait_for(
+                    lambda: len(listener.received(f'{STOP_CAM}/detections')) >= seen + 2), \
+                    node.output()
+            finally:
+                codes.append(node.stop(list(SIGNALS.values())[i % 2]))
+                logs.append(node.output())
+    finally:
+        listener.close()
+        camera.stop()
+    assert codes == [0] * 6, '\n'.join(logs)
