@@ -25,7 +25,8 @@ from typing import Dict, List, Optional, Tuple
 
 from .cli import add_model_arguments, pipeline_config, run, write_json
 from .core.errors import ConfigError
-from .core.pipeline import DetectionPipeline, parse_size
+from .core.geometry import parse_size
+from .core.pipeline import DetectionPipeline
 from .core.sample_images import load_image_or_sample
 from .core.stats import summarize
 

@@ -7,7 +7,8 @@ from typing import Callable, Dict, List, Optional
 
 from .core.backends.selection import parse_options
 from .core.errors import InferError
-from .core.pipeline import PipelineConfig, parse_size
+from .core.geometry import parse_size
+from .core.pipeline import PipelineConfig
 
 
 def size_argument(text: str):

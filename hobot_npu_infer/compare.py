@@ -9,13 +9,14 @@ Prints a table, and JSON with ``--json OUT``.
 
 import argparse
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .cli import (add_model_arguments, backend_options, pipeline_config, run, size_argument,
                   write_json)
 from .core.backends.selection import parse_options
+from .core.detection import Detection
 from .core.detection_match import MatchCounts, match_detections
 from .core.errors import ConfigError
 from .core.image_files import read_image
@@ -69,12 +70,17 @@ def _load(args: argparse.Namespace, backend: str, model: str, items: List[str],
         'vendor_report': model.vendor_memory_report or 'none'}}
 
 
-def _output_differences(reference: DetectionPipeline, candidate: DetectionPipeline,
-                        image: np.ndarray) -> Dict[str, float]:
+def _run(pipeline: DetectionPipeline, image: np.ndarray) -> Tuple[List[Detection],
+                                                                  List[np.ndarray]]:
+    """One image through ``pipeline``: its detections, and the raw outputs they came from."""
+    batch = pipeline.prepare([image])
+    outputs = pipeline.infer(batch)
+    return pipeline.second_stage([(image, 'bgr')], pipeline.decode(outputs, batch))[0], outputs
+
+
+def _output_differences(names: List[str], ours: List[np.ndarray],
+                        theirs: List[np.ndarray]) -> Dict[str, float]:
     """Largest absolute difference of each raw output on one image (padding slots ignored)."""
-    ours = candidate.infer(candidate.prepare([image]))
-    theirs = reference.infer(reference.prepare([image]))
-    names = [o.name for o in candidate.model.outputs]
     return {name: round(float(np.abs(a[:1].astype(np.float64) - b[:1]).max()), 6)
             for name, a, b in zip(names, ours, theirs) if a[:1].shape == b[:1].shape}
 
@@ -99,13 +105,13 @@ def compare(args: argparse.Namespace) -> Dict[str, object]:
     try:
         for path in paths:
             image = read_image(path)
-            ref = reference['pipeline'].detect([image])[0][0].detections
-            got = candidate['pipeline'].detect([image])[0][0].detections
+            ref, theirs = _run(reference['pipeline'], image)
+            got, ours = _run(candidate['pipeline'], image)
             for t in thresholds:
                 counts[t].add(match_detections([d for d in ref if d.score >= t],
                                                [d for d in got if d.score >= t], args.match_iou))
-            for name, diff in _output_differences(reference['pipeline'], candidate['pipeline'],
-                                                  image).items():
+            names = [o.name for o in candidate['pipeline'].model.outputs]
+            for name, diff in _output_differences(names, ours, theirs).items():
                 differences[name] = max(diff, differences.get(name, 0.0))
     finally:
         for loaded in (reference, candidate):

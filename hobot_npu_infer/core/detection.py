@@ -20,6 +20,13 @@ class RawDetections(NamedTuple):
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                    np.zeros(0, np.int64), keypoints)
 
+    @classmethod
+    def join(cls, boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray],
+             class_ids: Sequence[np.ndarray]) -> 'RawDetections':
+        """One image's detections gathered part by part (stride by stride, say)."""
+        return cls(np.concatenate(boxes).reshape(-1, 4), np.concatenate(scores).astype(np.float32),
+                   np.concatenate(class_ids).astype(np.int64))
+
     def select(self, keep: np.ndarray) -> 'RawDetections':
         return RawDetections(self.boxes[keep], self.scores[keep], self.class_ids[keep],
                              None if self.keypoints is None else self.keypoints[keep])

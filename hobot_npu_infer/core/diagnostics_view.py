@@ -77,6 +77,12 @@ def split_name(name: str) -> Tuple[Optional[str], str, str]:
     return None, '', name
 
 
+def grouped(values: Dict[str, str], prefix: str, integer: bool = False) -> Dict[str, Number]:
+    """The numbers of the keys ``<prefix><name>``, by name (per-cause counts, per-core load)."""
+    return {key[len(prefix):]: parse_number(text, integer)
+            for key, text in sorted(values.items()) if key.startswith(prefix)}
+
+
 def parse_number(text: Optional[str], integer: bool = False) -> Number:
     """A finite number from a value string, or None when it is missing or malformed."""
     if text is None:
@@ -125,9 +131,6 @@ class InputRow:
     def from_entry(cls, entry: StatusEntry, node: str, topic: str, level: str, message: str,
                    age_s: float) -> 'InputRow':
         v = entry.values
-        prefix = 'conversion_errors.'
-        causes = {k[len(prefix):]: parse_number(val, integer=True)
-                  for k, val in sorted(v.items()) if k.startswith(prefix)}
         return cls(node=node, input=topic, level=level, message=message,
                    input_rate_hz=parse_number(v.get('input_rate_hz')),
                    output_rate_hz=parse_number(v.get('output_rate_hz')),
@@ -135,7 +138,7 @@ class InputRow:
                    frames_out=parse_number(v.get('frames_out'), True),
                    dropped_stale=parse_number(v.get('dropped_stale'), True),
                    conversion_errors=parse_number(v.get('conversion_errors'), True),
-                   conversion_errors_by_cause=causes,
+                   conversion_errors_by_cause=grouped(v, 'conversion_errors.', integer=True),
                    latency_ms={s: latency_of(v, s) for s in STAGES},
                    age_s=age_s, name=entry.name)
 
@@ -174,8 +177,7 @@ class ModelRow:
                    batch_fill_ratio=parse_number(v.get('batch_fill_ratio')),
                    padding_slots=parse_number(v.get('padding_slots'), True),
                    runtime_busy_fraction=parse_number(v.get('runtime_busy_fraction')),
-                   npu_load={k.split('.', 1)[1]: parse_number(value) for k, value in v.items()
-                             if k.startswith('npu_load.')},
+                   npu_load=grouped(v, 'npu_load.'),
                    last_error=v.get('last_error', ''),
                    latency_ms={'inference': latency_of(v, 'inference')},
                    age_s=age_s, name=entry.name)

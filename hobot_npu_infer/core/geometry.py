@@ -5,6 +5,8 @@ from typing import Tuple
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ImageTransform:
@@ -48,3 +50,14 @@ def fit(source_size: Tuple[int, int], target_size: Tuple[int, int], mode: str) -
     s = min(tw / w, th / h)
     nw, nh = min(tw, max(1, round(w * s))), min(th, max(1, round(h * s)))
     return ImageTransform(source_size, nw / w, nh / h, (tw - nw) // 2, (th - nh) // 2)
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """'640x480' -> (640, 480)."""
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise ConfigError(f'size must look like 640x480, got {text!r}') from None
+    if w < 1 or h < 1:
+        raise ConfigError(f'size must be positive, got {text!r}')
+    return w, h

@@ -41,17 +41,6 @@ class PipelineConfig:
     crop: Optional[CropConfig] = None  # a second model on the detections' crops
 
 
-def parse_size(text: str) -> Tuple[int, int]:
-    """'640x480' -> (640, 480)."""
-    try:
-        w, h = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise ConfigError(f'size must look like 640x480, got {text!r}') from None
-    if w < 1 or h < 1:
-        raise ConfigError(f'size must be positive, got {text!r}')
-    return w, h
-
-
 def preprocess_config(config: PipelineConfig, profile: Optional[ModelProfile]) -> PreprocessConfig:
     """The built-in model's pre-processing, overridden by the configuration's."""
     preprocess = dict(profile.preprocess) if profile else {}

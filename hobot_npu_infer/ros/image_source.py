@@ -12,7 +12,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..core.image_sequences import frames
-from ..core.pipeline import parse_size
+from ..core.geometry import parse_size
 from .image_conversion import SUPPORTED_ENCODINGS, array_to_compressed_msg, array_to_image_msg
 from .node_main import run_node
 from .parameters import (InvalidParameter, boolean, declare, integer, number, one_of,

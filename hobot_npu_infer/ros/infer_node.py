@@ -38,7 +38,8 @@ from ..core.frame_slots import Frame, FrameSlots
 from ..core.health import HealthThresholds, Level, ModelStats, SourceStats
 from ..core.log_throttle import LogThrottle
 from ..core.nv12 import nv12_to_bgr, pixel_size
-from ..core.pipeline import DetectionPipeline, PipelineConfig, parse_size
+from ..core.geometry import parse_size
+from ..core.pipeline import DetectionPipeline, PipelineConfig
 from ..core.stream_runner import FrameResult, StreamRunner, one_line
 from ..core.tensors import NV12
 from . import detection_msgs

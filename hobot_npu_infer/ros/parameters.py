@@ -74,7 +74,7 @@ def size_text(text: str) -> Optional[str]:
     """Problem with a 'WxH' size parameter (empty means unset), or None."""
     if not text:
         return None
-    from ..core.pipeline import parse_size
+    from ..core.geometry import parse_size
     try:
         parse_size(text)
     except InferError as exc:

@@ -1,11 +1,12 @@
 """The one interface every inference backend implements, and the registry that names them."""
 
+import os
 from abc import ABC, abstractmethod
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import BackendError
+from ..errors import BackendError, ModelNotFoundError
 from ..registry import Registry
 from ..tensors import BatchCapability, TensorSpec
 
@@ -55,6 +56,12 @@ class Backend(ABC):
 
         Raises ModelNotFoundError when the file is missing and ModelLoadError when it is unusable.
         """
+
+
+def require_file(path: str) -> None:
+    """Every backend's first check: the same one-line error for a model file that is not there."""
+    if not os.path.isfile(path):
+        raise ModelNotFoundError(f'model file not found: {path}')
 
 
 BACKENDS: Registry[Backend] = Registry('backend', BackendError)

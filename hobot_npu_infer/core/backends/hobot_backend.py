@@ -12,7 +12,6 @@ BPU tasks, which the board's runtime runs concurrently (on the core ``cores`` as
 """
 
 import importlib
-import os
 import threading
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -20,9 +19,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..boards import bpu_load
-from ..errors import BackendError, ConfigError, ModelLoadError, ModelNotFoundError
+from ..errors import BackendError, ConfigError, ModelLoadError
 from ..tensors import NV12, BatchCapability, TensorSpec
-from .base import Backend, Inputs, Model, register_backend
+from .base import Backend, Inputs, Model, register_backend, require_file
 
 RUNTIME_PACKAGES = ('hobot_dnn', 'hobot_dnn_rdkx5')  # board images; the RDK X5 wheel on PyPI
 NV12_TYPES = ('NV12', 'NV12_SEPARATE')  # the same bytes from Python: the runtime splits planes
@@ -168,8 +167,7 @@ class HobotBackend(Backend):
         return bpu_load()
 
     def load(self, path: str, runtime: int = 0) -> List[Model]:
-        if not os.path.isfile(path):
-            raise ModelNotFoundError(f'model file not found: {path}')
+        require_file(path)
         try:
             models = self._dnn.load(path)
         except Exception as exc:  # the binding raises RuntimeError for a file it cannot use

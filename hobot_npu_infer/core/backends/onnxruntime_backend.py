@@ -9,9 +9,9 @@ from typing import List, Sequence, Union
 
 import numpy as np
 
-from ..errors import BackendError, ModelLoadError, ModelNotFoundError
+from ..errors import BackendError, ModelLoadError
 from ..tensors import BatchCapability, TensorSpec, guess_layout
-from .base import Backend, Inputs, Model, register_backend
+from .base import Backend, Inputs, Model, register_backend, require_file
 
 _ORT_DTYPES = {
     'tensor(float)': np.float32, 'tensor(float16)': np.float16, 'tensor(double)': np.float64,
@@ -78,8 +78,7 @@ class OnnxRuntimeBackend(Backend):
         self.session_options = options
 
     def load(self, path: str, runtime: int = 0) -> List[Model]:
-        if not os.path.isfile(path):
-            raise ModelNotFoundError(f'model file not found: {path}')
+        require_file(path)
         try:
             session = self._ort.InferenceSession(path, sess_options=self.session_options,
                                                  providers=self.providers)

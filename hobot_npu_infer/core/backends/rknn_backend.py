@@ -16,27 +16,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..boards import ROCKCHIP_NPU_CORES, Board, detect_board, rockchip_npu_load
-from ..errors import BackendError, ConfigError, ModelLoadError, ModelNotFoundError
+from ..errors import BackendError, ConfigError, ModelLoadError
+from ..geometry import parse_size
 from ..stats import process_rss_mb
 from ..tensors import BatchCapability, TensorSpec, guess_layout
-from .base import Backend, Inputs, Model, register_backend
+from .base import Backend, Inputs, Model, register_backend, require_file
 from .rknn_file import read_build_record, read_rknn_tensors, write_build_record
 from .rknn_simulator import open_simulator, resident_mb
 
 CORE_MASKS = {'auto': 0, 'core0': 1, 'core1': 2, 'core2': 4, 'core0_1': 3, 'core0_1_2': 7}
 DEFAULT_SIMULATOR_SIZE = (640, 640)
-
-
-def _parse_size(text: str) -> Optional[Tuple[int, int]]:
-    if not text:
-        return None
-    try:
-        w, h = (int(v) for v in str(text).lower().split('x'))
-    except ValueError:
-        raise ConfigError(f'rknn input_size must look like 640x640, got {text!r}') from None
-    if w < 1 or h < 1:
-        raise ConfigError(f'rknn input_size must be positive, got {text!r}')
-    return w, h
 
 
 def core_masks(spec: str, soc: str, runtimes: int) -> List[int]:
@@ -137,7 +126,7 @@ class RknnBackend(Backend):
             raise BackendError('rknn quantize needs dataset: a directory or list of real images '
                                'to calibrate int8 with')
         self.batch_size = batch_size
-        self.input_size = _parse_size(input_size)
+        self.input_size = parse_size(str(input_size)) if input_size else None
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
         self.channel_order = channel_order
         self._simulator_python = simulator_python
@@ -157,8 +146,7 @@ class RknnBackend(Backend):
         return rockchip_npu_load(self._root)
 
     def load(self, path: str, runtime: int = 0) -> List[Model]:
-        if not os.path.isfile(path):
-            raise ModelNotFoundError(f'model file not found: {path}')
+        require_file(path)
         extension = os.path.splitext(path)[1].lower()
         if extension == '.rknn':
             return [self._load_on_board(path, runtime)]
@@ -225,8 +213,7 @@ class RknnBackend(Backend):
     def convert(self, path: str, rknn_path: str) -> Model:
         """Build ``path`` (.onnx) for the target, write the .rknn file a board runs, and keep the
         built model running in the simulator (to check it before copying it to the board)."""
-        if not os.path.isfile(path):
-            raise ModelNotFoundError(f'model file not found: {path}')
+        require_file(path)
         model = self._load_in_simulator(path, os.path.abspath(rknn_path))
         write_build_record(rknn_path, {
             'source': os.path.basename(path), 'target': self.target,

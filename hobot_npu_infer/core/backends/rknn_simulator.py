@@ -5,7 +5,6 @@ import importlib.util
 import os
 import subprocess
 import tempfile
-import threading
 from typing import Dict, List, Optional, Union
 
 import numpy as np
@@ -18,7 +17,8 @@ PYTHON_ENV = 'HOBOT_NPU_INFER_RKNN_PYTHON'
 
 
 class SimulatorProcess:
-    """A worker process running :func:`rknn_simulator_worker.serve`, one model per process."""
+    """A worker process running :func:`rknn_simulator_worker.serve`, one model per process;
+    one request at a time (its RknnModel serialises the runs)."""
 
     def __init__(self, python: str):
         if not os.access(python, os.X_OK):
@@ -28,20 +28,18 @@ class SimulatorProcess:
         self._process = subprocess.Popen(
             [python, '-I', '-u', worker.__file__], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=self._log)
-        self._lock = threading.Lock()
 
     @property
     def pid(self) -> int:
         return self._process.pid
 
     def _request(self, header: Dict, arrays=()) -> tuple:
-        with self._lock:
-            try:
-                worker.send_message(self._process.stdin, header, arrays)
-                reply, outputs = worker.receive_message(self._process.stdout)
-            except (EOFError, BrokenPipeError, OSError):
-                raise BackendError(f'the rknn simulator process exited '
-                                   f'({self._log_tail()})') from None
+        try:
+            worker.send_message(self._process.stdin, header, arrays)
+            reply, outputs = worker.receive_message(self._process.stdout)
+        except (EOFError, BrokenPipeError, OSError):
+            raise BackendError(f'the rknn simulator process exited ({self._log_tail()})') \
+                from None
         if not reply.get('ok'):
             raise BackendError(f'rknn simulator: {reply.get("error")}')
         return reply, outputs

@@ -52,12 +52,12 @@ def receive_message(stream: BinaryIO) -> Tuple[Dict, List[np.ndarray]]:
 
 
 def _fixed_onnx(path: str, size: Tuple[int, int], known: Dict[str, List[int]],
-                directory: str) -> Tuple[str, Dict[str, List[int]]]:
+                directory: str) -> Tuple[str, Dict[str, List[int]], List[str]]:
     """The model with every dynamic input dimension fixed (the simulator builds static graphs):
     an input named in ``known`` (a trunk's output, read by a head) to that shape, any other to
     batch 1 and an image's height and width to ``size``; outputs are left for the toolkit to
-    infer. Returns the path it wrote and the fixed input shapes (batch 1: the toolkit's
-    rknn_batch_size multiplies it)."""
+    infer. Returns the path it wrote, the fixed input shapes (batch 1: the toolkit's
+    rknn_batch_size multiplies it) and the output names."""
     import onnx
     model = onnx.load(path)
     initialisers = {i.name for i in model.graph.initializer}
@@ -84,7 +84,7 @@ def _fixed_onnx(path: str, size: Tuple[int, int], known: Dict[str, List[int]],
     del model.graph.value_info[:]
     fixed = os.path.join(directory, 'fixed.onnx')
     onnx.save(model, fixed)
-    return fixed, shapes
+    return fixed, shapes, [o.name for o in model.graph.output]
 
 
 def is_image(shape: Sequence[int]) -> bool:
@@ -107,8 +107,8 @@ class SimulatorSession:
               std: Sequence[float], export_path: str = '',
               known_shapes: Optional[Dict[str, List[int]]] = None) -> Dict:
         from rknn.api import RKNN
-        fixed, shapes = _fixed_onnx(onnx_path, tuple(input_size), known_shapes or {},
-                                    self._directory.name)
+        fixed, shapes, self.output_names = _fixed_onnx(
+            onnx_path, tuple(input_size), known_shapes or {}, self._directory.name)
         images = [is_image(shape) for shape in shapes.values()]
         if quantize and not all(images):
             raise ValueError('int8 calibration takes images; build a model that reads '
@@ -127,9 +127,6 @@ class SimulatorSession:
         if export_path:  # the .rknn file a board runs
             _check(rknn.export_rknn(export_path), 'export_rknn')
         _check(rknn.init_runtime(), 'init_runtime')
-        import onnx
-        graph = onnx.load(fixed, load_external_data=False).graph
-        self.output_names = [o.name for o in graph.output]
         inputs = []
         for (name, shape), image in zip(shapes.items(), images):
             fed = [batch_size, shape[2], shape[3], 3] if image else [batch_size] + shape[1:]

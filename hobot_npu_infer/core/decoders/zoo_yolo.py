@@ -265,9 +265,7 @@ class DflDecoder(PerStrideDecoder):
                                    self.reg_max))
             scores.append(level_scores[keep])
             class_ids.append(ids[keep])
-        return RawDetections(np.concatenate(boxes).reshape(-1, 4),
-                             np.concatenate(scores).astype(np.float32),
-                             np.concatenate(class_ids).astype(np.int64))
+        return RawDetections.join(boxes, scores, class_ids)
 
 
 class AnchorRoles(NamedTuple):
@@ -339,9 +337,7 @@ class AnchorDecoder(PerStrideDecoder):
             boxes.append(cxcywh_to_xyxy(np.concatenate([xy, wh], axis=1)))
             scores.append(level_scores[keep])
             class_ids.append(ids[keep])
-        return RawDetections(np.concatenate(boxes).reshape(-1, 4),
-                             np.concatenate(scores).astype(np.float32),
-                             np.concatenate(class_ids).astype(np.int64))
+        return RawDetections.join(boxes, scores, class_ids)
 
 
 # --- the zoos' conventions, by name -------------------------------------------------------------
