@@ -39,13 +39,13 @@ $(RKNN_STAMP): requirements-rknn.txt
 	touch $(RKNN_STAMP)
 
 demo: $(STAMP)
-	$(PY) -m hobot_npu_infer.demo --seconds $(DEMO_SECONDS)
+	$(PY) -m hobot_npu_infer.tools.demo --seconds $(DEMO_SECONDS)
 
 test: $(STAMP) $(RKNN_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m hobot_npu_infer.bench --model centerface --batch 1,2,4 --input-size 640x480
+	$(PY) -m hobot_npu_infer.bench.batch_bench --model centerface --batch 1,2,4 --input-size 640x480
 
 clean:
 	rm -rf $(VENV) $(RKNN_VENV) build install log .pytest_cache

@@ -22,11 +22,27 @@ setup(
     license='Apache-2.0',
     tests_require=['pytest'],
     entry_points={
+        # Every user command: `ros2 run hobot_npu_infer NAME` on a ROS install (setup.cfg puts
+        # them in lib/hobot_npu_infer/), .venv/bin/NAME after `make venv`, and each is also
+        # `python -m MODULE`. infer_node across processes is measured by `batch_bench --node`
+        # (bench/node_bench.py has no command of its own).
         'console_scripts': [
+            # ROS nodes
             'infer_node = hobot_npu_infer.ros.infer_node:main',
-            'image_source = hobot_npu_infer.ros.image_source:main',
-            'diag_monitor = hobot_npu_infer.ros.diag_monitor:main',
             'infer_lifecycle_node = hobot_npu_infer.ros.infer_lifecycle_node:main',
+            'image_source = hobot_npu_infer.ros.image_source:main',
+            # tools
+            'detect = hobot_npu_infer.tools.detect:main',
+            'compare = hobot_npu_infer.tools.compare:main',
+            'model_info = hobot_npu_infer.tools.model_info:main',
+            'rknn_convert = hobot_npu_infer.tools.rknn_convert:main',
+            'demo = hobot_npu_infer.tools.demo:main',
+            'diag_monitor = hobot_npu_infer.tools.diag_monitor:main',
+            'lifecycle_ctl = hobot_npu_infer.tools.lifecycle_ctl:main',
+            # benchmarks
+            'batch_bench = hobot_npu_infer.bench.batch_bench:main',
+            'head_bench = hobot_npu_infer.bench.head_bench:main',
+            'soak_bench = hobot_npu_infer.bench.soak_bench:main',
         ],
     },
 )

@@ -5,30 +5,21 @@ ros2 launch hobot_npu_infer infer.launch.py [namespace:=robot1] [image_topic:=/c
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
+
+from hobot_npu_infer.ros.launch_arguments import (camera_remappings, single_camera_arguments,
+                                                  use_test_camera_argument)
 
 
 def generate_launch_description():
     namespace = LaunchConfiguration('namespace')
-    image_topic = LaunchConfiguration('image_topic')
     config = LaunchConfiguration('config')
-    # Both nodes name the camera topic 'image_raw'; one remapping points it anywhere.
-    camera = [('image_raw', image_topic)]
+    camera = camera_remappings()
     return LaunchDescription([
-        DeclareLaunchArgument('namespace', default_value='',
-                              description='namespace of both nodes'),
-        DeclareLaunchArgument('image_topic', default_value='image_raw',
-                              description='camera topic published and subscribed'),
-        DeclareLaunchArgument(
-            'config', description='parameters file',
-            default_value=PathJoinSubstitution(
-                [FindPackageShare('hobot_npu_infer'), 'config', 'default.yaml'])),
-        DeclareLaunchArgument('use_test_camera', default_value='true',
-                              description='start image_source; false with a real camera driver'),
+        *single_camera_arguments(),
+        use_test_camera_argument(),
         Node(package='hobot_npu_infer', executable='image_source', name='image_source',
              namespace=namespace, parameters=[config], remappings=camera, output='screen',
              condition=IfCondition(LaunchConfiguration('use_test_camera'))),

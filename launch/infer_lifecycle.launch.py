@@ -13,36 +13,29 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
-from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
+
+from hobot_npu_infer.ros.launch_arguments import (camera_remappings, single_camera_arguments,
+                                                  use_test_camera_argument)
 
 
 def generate_launch_description():
     namespace = LaunchConfiguration('namespace')
     config = LaunchConfiguration('config')
     autostart = IfCondition(LaunchConfiguration('autostart'))
-    # Both nodes name the camera topic 'image_raw'; one remapping points it anywhere.
-    camera = [('image_raw', LaunchConfiguration('image_topic'))]
+    camera = camera_remappings()
     infer = LifecycleNode(package='hobot_npu_infer', executable='infer_lifecycle_node',
                           name='infer_node', namespace=namespace, parameters=[config],
                           remappings=camera, output='screen')
     return LaunchDescription([
-        DeclareLaunchArgument('namespace', default_value='',
-                              description='namespace of both nodes'),
-        DeclareLaunchArgument('image_topic', default_value='image_raw',
-                              description='camera topic published and subscribed'),
-        DeclareLaunchArgument(
-            'config', description='parameters file',
-            default_value=PathJoinSubstitution(
-                [FindPackageShare('hobot_npu_infer'), 'config', 'default.yaml'])),
+        *single_camera_arguments(),
         DeclareLaunchArgument('autostart', default_value='true',
                               description='configure and activate infer_node at launch'),
-        DeclareLaunchArgument('use_test_camera', default_value='true',
-                              description='start image_source; false with a real camera driver'),
+        use_test_camera_argument(),
         Node(package='hobot_npu_infer', executable='image_source', name='image_source',
              namespace=namespace, parameters=[config], remappings=camera, output='screen',
              condition=IfCondition(LaunchConfiguration('use_test_camera'))),

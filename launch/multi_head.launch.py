@@ -10,13 +10,13 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
+from hobot_npu_infer.ros.launch_arguments import PACKAGE, installed_config
+
 
 def generate_launch_description():
-    share = FindPackageShare('hobot_npu_infer')
+    infer_launch = PathJoinSubstitution([FindPackageShare(PACKAGE), 'launch', 'infer.launch.py'])
     return LaunchDescription([
         IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(PathJoinSubstitution([share, 'launch',
-                                                                'infer.launch.py'])),
-            launch_arguments={'config': PathJoinSubstitution(
-                [share, 'config', 'multi_head.yaml'])}.items()),
+            PythonLaunchDescriptionSource(infer_launch),
+            launch_arguments={'config': installed_config('multi_head.yaml')}.items()),
     ])

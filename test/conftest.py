@@ -44,7 +44,7 @@ def model_cache(tmp_path_factory):
 def photos(tmp_path_factory):
     """The real sample photos saved as PNG files, by name."""
     import cv2
-    from hobot_npu_infer.core.sample_images import load_sample
+    from hobot_npu_infer.core.imaging.sample_images import load_sample
     directory = tmp_path_factory.mktemp('photos')
     paths = {}
     for name in ('astronaut', 'camera', 'chelsea', 'coffee'):
@@ -55,7 +55,7 @@ def photos(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def centerface_pipeline(model_cache):
-    from hobot_npu_infer.core.pipeline import DetectionPipeline, PipelineConfig
+    from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
     return DetectionPipeline.from_config(PipelineConfig(model='centerface'))
 
 

@@ -1,13 +1,17 @@
 """Integration-test access to real ROS 2 processes and a listening node (the package's own
 RosProcess and Listener), with the loopback DDS environment set for this test process."""
 
+from contextlib import contextmanager
+
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
+from std_msgs.msg import String
 
-from hobot_npu_infer.ros.lifecycle_ctl import LifecycleClient
-from hobot_npu_infer.ros.listener import Listener
-from hobot_npu_infer.ros.processes import RosProcess, ros_value
-from hobot_npu_infer.ros.ros_env import child_environment, loopback_environment
+from hobot_npu_infer.tools.lifecycle_ctl import LifecycleClient
+from hobot_npu_infer.bench.listener import Listener
+from hobot_npu_infer.bench.processes import RosProcess, ros_value
+from hobot_npu_infer.bench.ros_env import child_environment, loopback_environment
 
 loopback_environment()
 
@@ -29,6 +33,36 @@ def start_infer(executable, params, listener, log_path, node_name='infer_node', 
         finally:
             client.close()
     return node
+
+
+@contextmanager
+def cameras_into_infer_node(tmp_path, topics, node_params, images, rate_hz, node_name,
+                            listener_name, subscribe=lambda listener: None):
+    """(listener, node): infer_node on ``topics`` fed by image_source, both reliable, with
+    JSON detections, and a listener on each topic's detections and on /diagnostics.
+
+    The multi-camera tests all start this way, and all expect both processes to exit cleanly
+    afterwards (a failing test keeps its own error). ``subscribe(listener)`` adds a test's own
+    subscriptions before anything publishes.
+    """
+    listener = Listener(listener_name)
+    node = camera = None
+    try:
+        for topic in topics:
+            listener.subscribe(String, f'{topic}/detections')
+        subscribe(listener)
+        listener.subscribe(DiagnosticArray, '/diagnostics', keep=5)
+        node = RosProcess('infer_node', {
+            'inputs': topics, 'detections_format': 'json', 'qos_reliability': ['reliable'],
+            **node_params}, log_path=str(tmp_path / 'node.log'), node_name=node_name)
+        camera = RosProcess('image_source', {
+            'images': images, 'topics': topics, 'rate_hz': rate_hz,
+            'qos_reliability': 'reliable'}, log_path=str(tmp_path / 'camera.log'))
+        yield listener, node
+    finally:
+        listener.close()
+        codes = [p.stop() for p in (camera, node) if p is not None]
+    assert codes == [0, 0]
 
 
 def set_parameter(listener, node_name, name, value):
@@ -61,7 +95,7 @@ def published_frame_ids(listener, image_topic, up_to):
 
 __all__ = ['published_frame_ids', 'stamp_key', 'Listener', 'RosProcess', 'child_environment',
            'loopback_environment', 'ros_value', 'INFER_EXECUTABLES', 'LifecycleClient',
-           'set_parameter', 'start_infer']
+           'set_parameter', 'start_infer', 'cameras_into_infer_node']
 
 
 def newest_status(listener, name_part):

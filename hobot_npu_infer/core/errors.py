@@ -1,5 +1,7 @@
 """User-facing errors: each carries one line that names the problem and the file or value."""
 
+from typing import Optional
+
 
 class InferError(Exception):
     """Base of every error caused by the user's input rather than by a bug.
@@ -31,3 +33,19 @@ class ImageError(InferError):
 
 class OutputLayoutError(InferError):
     """A model's outputs do not have the layout its decoder expects."""
+
+
+def one_line(exc: BaseException, named: bool = True, last: bool = False,
+             limit: Optional[int] = 200) -> str:
+    """The exception as one line for an error message, a log or a diagnostic, never a traceback.
+
+    ``Type: first line of the message`` cut to ``limit`` characters, or the type alone when the
+    message is empty. ``named=False`` leaves the type out where the text around it already says
+    what failed; ``last=True`` takes the last line instead, where tools that put a traceback
+    into their messages (OpenCV) state the cause.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = (lines[-1] if last else lines[0])[:limit]
+    return f'{type(exc).__name__}: {text}' if named else text

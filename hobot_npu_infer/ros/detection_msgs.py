@@ -16,8 +16,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from std_msgs.msg import String
 
-from ..core.detection import Detection
-from ..core.errors import ConfigError
+from hobot_npu_infer.core.detection import Detection
+from hobot_npu_infer.core.errors import ConfigError
 
 FORMATS = ('auto', 'vision_msgs', 'json')
 

@@ -1,10 +1,16 @@
-"""Status reports of the core as diagnostic_msgs, named ``<node>: <task>`` as diagnostic_updater does."""
+"""Status reports of the core as diagnostic_msgs messages.
+
+The statuses are named ``<node>: <task>`` as diagnostic_updater does (see
+:mod:`hobot_npu_infer.core.telemetry.status_names`); diag_monitor, the demo and the benchmarks
+read them back with :mod:`hobot_npu_infer.core.telemetry.diagnostics_view`.
+"""
 
 from typing import Iterable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from ..core.health import StatusReport
+from hobot_npu_infer.core.telemetry.diagnostics_view import level_number
+from hobot_npu_infer.core.telemetry.health_reports import StatusReport
 
 
 def to_status(report: StatusReport, hardware_id: str) -> DiagnosticStatus:
@@ -22,5 +28,5 @@ def to_array(stamp, reports: Iterable[StatusReport], hardware_id: str) -> Diagno
 
 
 def level_of(status: DiagnosticStatus) -> int:
-    level = status.level
-    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
+    """The status's level as a number (-1 when empty); diag_monitor reads it the same way."""
+    return level_number(status.level)

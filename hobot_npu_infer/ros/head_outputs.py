@@ -4,20 +4,23 @@ A head with a decoder publishes ``<input>/<head>/detections`` (the node's detect
 a head without one publishes its raw outputs, output ``i`` as ``std_msgs/Float32MultiArray`` on
 ``<input>/<head>/tensor_<i>`` (dimensions in ``layout.dim``; this message type has no header,
 so the frame's stamp is not carried). Each input and head has a diagnostics status
-``<node>: head <head> on <input>``.
+``<node>: head <head> on <input>`` (see :mod:`status_names`).
 """
 
 import array
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
-from ..core.health import Level, StatusReport, SUMMARY_FIELDS, stage_key
-from ..core.multi_head import HeadConfig, HeadOutput, MultiHeadPipeline
-from ..core.stats import LatencyWindow
-from . import detection_msgs
+from hobot_npu_infer.core.telemetry.health_reports import (HEAD_STAGES, Level, StatusReport,
+                                                           summary_values)
+from hobot_npu_infer.core.multi_head.multi_head_pipeline import (HeadConfig, HeadOutput,
+                                                                 MultiHeadPipeline)
+from hobot_npu_infer.core.telemetry.rolling_stats import LatencyWindow
+from hobot_npu_infer.core.telemetry.status_names import head_status
+from hobot_npu_infer.ros import detection_msgs
 
 
 def tensor_message(tensor: np.ndarray) -> Float32MultiArray:
@@ -34,8 +37,14 @@ def tensor_message(tensor: np.ndarray) -> Float32MultiArray:
 
 
 class HeadOutputs:
-    def __init__(self, node, sources: Sequence[str], heads: List[HeadConfig], fmt: str,
-                 outputs_per_head: Dict[str, int], window_s: float):
+    """Per input and head: its publishers and latency windows, and its diagnostic status.
+
+    ``create_publisher(msg_type, topic, qos)`` is the node's own kind (lifecycle or not).
+    """
+
+    def __init__(self, create_publisher: Callable, sources: Sequence[str],
+                 heads: List[HeadConfig], fmt: str, outputs_per_head: Dict[str, int],
+                 window_s: float):
         self.fmt = fmt
         self.publishers: Dict[Tuple[str, str], list] = {}
         self.latency: Dict[Tuple[str, str], Dict[str, LatencyWindow]] = {}
@@ -44,15 +53,14 @@ class HeadOutputs:
             for head in heads:
                 key = (source, head.name)
                 if head.decoder:
-                    self.publishers[key] = [node.create_publisher(
+                    self.publishers[key] = [create_publisher(
                         message_type, f'{source}/{head.name}/detections', 10)]
                 else:
                     self.publishers[key] = [
-                        node.create_publisher(Float32MultiArray,
+                        create_publisher(Float32MultiArray,
                                               f'{source}/{head.name}/tensor_{i}', 10)
                         for i in range(outputs_per_head[head.name])]
-                self.latency[key] = {stage: LatencyWindow(window_s)
-                                     for stage in ('inference', 'postprocess')}
+                self.latency[key] = {stage: LatencyWindow(window_s) for stage in HEAD_STAGES}
 
     def publish(self, source: str, header, size: Tuple[int, int],
                 outputs: List[HeadOutput]) -> None:
@@ -78,13 +86,9 @@ class HeadOutputs:
                       'achieved_hz': f'{stats.achieved_hz:.2f}', 'runs': str(stats.runs),
                       'skipped_frames': str(stats.skipped), 'enabled': str(stats.enabled).lower()}
             for stage, window in windows.items():
-                summary = window.summary(now)
-                for stat in SUMMARY_FIELDS:
-                    value = getattr(summary, stat)
-                    values[stage_key(stage, stat)] = \
-                        str(value) if stat == 'count' else f'{value:.2f}'
+                values.update(summary_values(stage, window.summary(now)))
             message = (f'target {stats.target_hz:.1f} Hz, achieved {stats.achieved_hz:.1f} Hz'
                        if stats.enabled else 'disabled')
-            reports.append(StatusReport(f'{node_name}: head {head} on {source}', Level.OK,
-                                        message, values))
+            reports.append(StatusReport(head_status(node_name, head, source), Level.OK, message,
+                                        values))
         return reports

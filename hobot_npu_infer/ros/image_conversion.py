@@ -21,8 +21,8 @@ from typing import Any, Tuple
 import cv2
 import numpy as np
 
-from ..core.errors import ImageError
-from ..core.nv12 import bgr_to_nv12, nv12_to_bgr
+from hobot_npu_infer.core.errors import ImageError, one_line
+from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_to_bgr
 
 SUPPORTED_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8',
                        'yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv', 'nv12')
@@ -104,7 +104,7 @@ def image_to_array(msg: Any, keep_nv12: bool = False) -> Tuple[np.ndarray, str]:
         return (nv12_to_bgr(plane) if code is None else cv2.cvtColor(plane, code)), 'bgr'
     except cv2.error as exc:  # not expected after the checks above; keep it one line
         raise ImageConversionError(
-            f'cannot convert {what} to BGR: {_one_line(exc)}', 'decode') from None
+            f'cannot convert {what} to BGR: {_cause(exc)}', 'decode') from None
 
 
 def compressed_to_array(msg: Any) -> Tuple[np.ndarray, str]:
@@ -127,7 +127,7 @@ def compressed_to_array(msg: Any) -> Tuple[np.ndarray, str]:
         image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as exc:
         raise ImageConversionError(
-            f'cannot decode compressed image ({label}, {buf.size} bytes): {_one_line(exc)}',
+            f'cannot decode compressed image ({label}, {buf.size} bytes): {_cause(exc)}',
             'decode') from None
     if image is None or image.size == 0:
         raise ImageConversionError(
@@ -196,7 +196,7 @@ def array_to_compressed_msg(array_bgr: np.ndarray, fmt: str = 'jpeg', header: An
         ok, encoded = cv2.imencode(_COMPRESSED_FORMATS[kind], image, params)
         reason = 'the encoder failed'
     except cv2.error as exc:
-        ok, reason = False, _one_line(exc)
+        ok, reason = False, _cause(exc)
     if not ok:
         raise ImageConversionError(
             f'cannot encode {width}x{height} {encoding} image as {kind}: {reason}', 'decode')
@@ -352,7 +352,6 @@ def _set_data(msg: Any, out: np.ndarray) -> None:
     msg.data = data
 
 
-def _one_line(exc: BaseException) -> str:
-    """An OpenCV error's message on one line (the last non-empty line of it)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
+def _cause(exc: BaseException) -> str:
+    """An OpenCV error on one line: its messages carry a traceback, the cause on the last line."""
+    return one_line(exc, named=False, last=True, limit=None)

@@ -11,13 +11,15 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
-from ..core.image_sequences import frames
-from ..core.geometry import parse_size
-from .image_conversion import SUPPORTED_ENCODINGS, array_to_compressed_msg, array_to_image_msg
-from .node_main import run_node
-from .parameters import (InvalidParameter, boolean, declare, integer, number, one_of,
-                         size_text, string, strings)
-from .qos import RELIABILITY, image_qos
+from hobot_npu_infer.core.imaging.image_sequences import frames
+from hobot_npu_infer.core.pipeline.geometry import parse_size
+from hobot_npu_infer.ros.image_conversion import (SUPPORTED_ENCODINGS, array_to_compressed_msg,
+                                                  array_to_image_msg)
+from hobot_npu_infer.ros.node_main import run_node
+from hobot_npu_infer.ros.param_specs import (InvalidParameter, boolean, declare, first_problem,
+                                             guard_changes, integer, number,
+                                             one_of, size_text, string, strings)
+from hobot_npu_infer.ros.qos import RELIABILITY, image_qos
 
 COMPRESSED = ('jpeg', 'png')
 
@@ -42,6 +44,8 @@ class ImageSource(Node):
     def __init__(self, **kwargs):
         super().__init__('image_source', **kwargs)
         p = declare(self, PARAMETERS)
+        specs = {spec.name: spec for spec in PARAMETERS}
+        guard_changes(self, lambda changes: first_problem(specs, changes), lambda changes: None)
         topics: List[str] = p['topics']
         if not topics or not p['images']:
             raise InvalidParameter('images and topics must each name at least one entry')

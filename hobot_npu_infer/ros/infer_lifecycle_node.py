@@ -13,17 +13,16 @@ the node unconfigured. Parameters that infer_node fixes at start-up can be chang
 the node is unconfigured (e.g. ``model`` after a failed configure), and are read at configure.
 """
 
-import dataclasses
 import functools
 import traceback
 from collections.abc import Callable
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ..core.errors import InferError
-from .infer_node import PARAMETERS, InferPieces, current_values
-from .node_main import run_node
-from .parameters import InvalidParameter, ParamSpec, declare
+from hobot_npu_infer.core.errors import InferError
+from hobot_npu_infer.ros.inference_host import InferenceHost
+from hobot_npu_infer.ros.node_main import run_node
+from hobot_npu_infer.ros.param_specs import InvalidParameter
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -45,72 +44,60 @@ def transition(name: str) -> Callable:
     return wrap
 
 
-class InferLifecycleNode(InferPieces, LifecycleNode):
-    MANAGED = True
+class InferLifecycleNode(LifecycleNode):
+    """infer_node's host driven by lifecycle transitions."""
 
     def __init__(self, **kwargs):
         super().__init__('infer_node', **kwargs)
-        self._init_pieces()
-        self._configure_time = set()
-        declare(self, self._specs(PARAMETERS), self._apply)
+        self.host = InferenceHost(self, managed=True)
         self.get_logger().info('unconfigured: configure to load the model')
-
-    # -- parameters: those infer_node fixes at start-up change here while unconfigured --------
-
-    def _specs(self, specs: list[ParamSpec]) -> list[ParamSpec]:
-        self._configure_time |= {s.name for s in specs if s.read_only}
-        return [dataclasses.replace(s, read_only=False) for s in specs]
-
-    def _apply(self, name: str, value) -> None:
-        if name in self._configure_time and self.loaded:
-            raise InferError('read when configuring: change it while unconfigured (cleanup '
-                             'first)')
-        super()._apply(name, value)
-
-    # -- transitions ----------------------------------------------------------------------
 
     @transition('configure')
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            load_s = self._load(current_values(self, self._specs(PARAMETERS)))
+            load_s = self.host.load()
         except (InvalidParameter, InferError, ValueError) as exc:
-            self._release()
+            self.host.release()
             self.get_logger().error(f'configure failed: {exc}')
             return FAILURE
-        self.get_logger().info(f'configured: {self._settings["summary"]}; loaded and warmed '
+        self.get_logger().info(f'configured: {self.host.settings.summary}; loaded and warmed '
                                f'up in {load_s:.2f} s; not subscribed until activated')
         return super().on_configure(state)
 
     @transition('activate')
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # enables the lifecycle publishers
-        self._start()
-        self.get_logger().info(f'activated: subscribed to {", ".join(self.sources)}')
+        self.host.start()
+        self.get_logger().info(f'activated: subscribed to {", ".join(self.host.sources)}')
         return result
 
     @transition('deactivate')
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
+        self.host.stop()
         self.get_logger().info('deactivated: unsubscribed, the model stays loaded')
         return super().on_deactivate(state)
 
     @transition('cleanup')
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        self.host.release()
         self.get_logger().info('cleaned up: model and publishers released')
         return super().on_cleanup(state)
 
     @transition('shutdown')
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        self.host.release()
         self.get_logger().info('shut down: everything released')
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        self.host.release()
         self.get_logger().error(f'a transition from {state.label} failed: everything '
                                 f'released, back to unconfigured')
         return SUCCESS
+
+    def destroy_node(self):
+        self.host.release()
+        return super().destroy_node()
 
 
 def main(args=None):

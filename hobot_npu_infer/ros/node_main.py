@@ -20,9 +20,9 @@ from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from ..core.errors import InferError
-from .parameters import InvalidParameter
-from .stop_signals import STOP, catch_stop_signals, restore_signals
+from hobot_npu_infer.core.errors import InferError
+from hobot_npu_infer.ros.param_specs import InvalidParameter
+from hobot_npu_infer.ros.stop_signals import STOP, catch_stop_signals, restore_signals
 
 
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,

@@ -1,8 +1,10 @@
 """Inference backends behind one interface; importing this package registers the built-in ones."""
 
-from .base import Backend, Model, backend_names, create_backend, register_backend
-from . import onnxruntime_backend  # noqa: F401  (registers 'onnxruntime')
-from . import hobot_backend  # noqa: F401  (registers 'hobot'; imports its runtime lazily)
-from . import rknn_backend  # noqa: F401  (registers 'rknn')
+from hobot_npu_infer.core.backends.base import (Backend, Model, backend_names, create_backend,
+                                                register_backend, select_model)
+from hobot_npu_infer.core.backends import onnxruntime_backend
+from hobot_npu_infer.core.backends import hobot_backend
+from hobot_npu_infer.core.backends.rknn import backend as rknn_backend
 
-__all__ = ['Backend', 'Model', 'backend_names', 'create_backend', 'register_backend']
+__all__ = ['Backend', 'Model', 'backend_names', 'create_backend', 'register_backend',
+           'select_model']

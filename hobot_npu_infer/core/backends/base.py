@@ -6,9 +6,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import BackendError, ModelNotFoundError
-from ..registry import Registry
-from ..tensors import BatchCapability, TensorSpec
+from hobot_npu_infer.core.errors import BackendError, ConfigError, ModelNotFoundError
+from hobot_npu_infer.core.implementations import Registry
+from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec
 
 Inputs = Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]
 
@@ -37,6 +37,25 @@ class Model(ABC):
             raise BackendError(
                 f'model {self.name!r} takes {len(self.inputs)} input(s), got {len(inputs)}')
         return {spec.name: array for spec, array in zip(self.inputs, inputs)}
+
+
+def select_model(models: List[Model], name: str, path: str, user: str = '') -> Model:
+    """The model called ``name`` of those the file at ``path`` holds; unnamed, its only one.
+
+    A packed NPU file holds several models, so every caller chooses by name the same way and
+    the error lists what the file holds; ``user`` (a head, say) is named in it when given.
+    """
+    held = ', '.join(m.name for m in models)
+    wanted_by = f' (for {user})' if user else ''
+    if not name:
+        if len(models) > 1:
+            raise ConfigError(f'{path} holds {len(models)} models ({held}); choose one by '
+                              f'model_name{wanted_by}')
+        return models[0]
+    for model in models:
+        if model.name == name:
+            return model
+    raise ConfigError(f'{path} holds no model named {name!r}; it holds {held}{wanted_by}')
 
 
 class Backend(ABC):

@@ -14,19 +14,23 @@ BPU tasks, which the board's runtime runs concurrently (on the core ``cores`` as
 import importlib
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..boards import bpu_load
-from ..errors import BackendError, ConfigError, ModelLoadError
-from ..tensors import NV12, BatchCapability, TensorSpec
-from .base import Backend, Inputs, Model, register_backend, require_file
+from hobot_npu_infer.core.backends.boards import bpu_load
+from hobot_npu_infer.core.errors import BackendError, ConfigError, ModelLoadError, one_line
+from hobot_npu_infer.core.backends.tensors import NV12, BatchCapability, TensorSpec
+from hobot_npu_infer.core.backends.base import (Backend, Inputs, Model, register_backend,
+                                                require_file)
 
 RUNTIME_PACKAGES = ('hobot_dnn', 'hobot_dnn_rdkx5')  # board images; the RDK X5 wheel on PyPI
 NV12_TYPES = ('NV12', 'NV12_SEPARATE')  # the same bytes from Python: the runtime splits planes
 UNPREPARED_TYPES = ('Y', 'YUV444')
 CHANNEL_AXIS = {'NCHW': 1, 'NHWC': 3}  # the C API's quantizeAxis of a per-channel scale
+# The binding's message without its type (the text around names the failing call), cut short.
+_reason = partial(one_line, named=False, limit=160)
 
 
 def import_runtime():
@@ -41,11 +45,6 @@ def import_runtime():
                        'hobot_dnn_rdkx5), which ships with RDK X3/X5 board images; it is not '
                        f'installed here ({reasons[0]}). Use backend onnxruntime with an .onnx '
                        f'model on this machine')
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def _dtype(properties, what: str) -> np.dtype:

@@ -9,9 +9,10 @@ from typing import List, Sequence, Union
 
 import numpy as np
 
-from ..errors import BackendError, ModelLoadError
-from ..tensors import BatchCapability, TensorSpec, guess_layout
-from .base import Backend, Inputs, Model, register_backend, require_file
+from hobot_npu_infer.core.errors import BackendError, ModelLoadError, one_line
+from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec, guess_layout
+from hobot_npu_infer.core.backends.base import (Backend, Inputs, Model, register_backend,
+                                                require_file)
 
 _ORT_DTYPES = {
     'tensor(float)': np.float32, 'tensor(float16)': np.float16, 'tensor(double)': np.float64,
@@ -83,7 +84,6 @@ class OnnxRuntimeBackend(Backend):
             session = self._ort.InferenceSession(path, sess_options=self.session_options,
                                                  providers=self.providers)
         except Exception as exc:  # ORT raises several pybind types for unusable files
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f'cannot load model {path}: not a valid ONNX model '
-                                 f'({reason[:160]})') from None
+                                 f'({one_line(exc, named=False, limit=160)})') from None
         return [OnnxRuntimeModel(os.path.splitext(os.path.basename(path))[0], session)]

@@ -4,9 +4,9 @@
 import importlib.util
 from typing import Dict, Iterable, Mapping, Tuple
 
-from ..boards import detect_board
-from ..errors import ConfigError
-from .base import Backend, create_backend
+from hobot_npu_infer.core.backends.boards import detect_board
+from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.backends.base import Backend, create_backend
 
 AUTO = 'auto'
 

@@ -5,10 +5,10 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ..detection import RawDetections
-from ..errors import ConfigError, OutputLayoutError
-from ..nms import batched_nms
-from ..registry import Registry
+from hobot_npu_infer.core.detection import RawDetections
+from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
+from hobot_npu_infer.core.decoders.nms import batched_nms
+from hobot_npu_infer.core.implementations import Registry
 
 
 class Decoder(ABC):

@@ -4,9 +4,9 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from ..detection import RawDetections
-from ..errors import OutputLayoutError
-from .base import Decoder, expect_rank, register_decoder
+from hobot_npu_infer.core.detection import RawDetections
+from hobot_npu_infer.core.errors import OutputLayoutError
+from hobot_npu_infer.core.decoders.base import Decoder, expect_rank, register_decoder
 
 STRIDE = 4
 

@@ -4,9 +4,9 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from ..detection import RawDetections
-from ..errors import ConfigError, OutputLayoutError
-from .base import Decoder, expect_rank, register_decoder
+from hobot_npu_infer.core.detection import RawDetections
+from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
+from hobot_npu_infer.core.decoders.base import Decoder, expect_rank, register_decoder
 
 ROLES = ('boxes', 'classes', 'scores', 'num_detections')
 BOX_ORDERS = ('yxyx', 'xyxy')

@@ -4,9 +4,10 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..detection import RawDetections
-from ..errors import OutputLayoutError
-from .base import Decoder, cxcywh_to_xyxy, expect_rank, register_decoder
+from hobot_npu_infer.core.detection import RawDetections
+from hobot_npu_infer.core.errors import OutputLayoutError
+from hobot_npu_infer.core.decoders.base import (Decoder, cxcywh_to_xyxy, expect_rank,
+                                                register_decoder)
 
 
 def _predictions(output: np.ndarray, b: int, channels: Optional[int], min_channels: int,
@@ -28,42 +29,50 @@ def _predictions(output: np.ndarray, b: int, channels: Optional[int], min_channe
     return pred
 
 
-@register_decoder('yolov8')
-class YoloV8Decoder(Decoder):
-    """``[B, 4+C, N]``: cx cy w h then C class scores per anchor point, no objectness."""
+class _DecodedYolo(Decoder):
+    """One output of predictions, each cx cy w h, ``fields - 4`` more values, then C class scores.
+
+    Both exports differ only there and in how a class score is made, so the rest is shared.
+    """
+
+    fields = 4  # channels before the class scores
+    channels_first = True  # the exporter's layout, for a square output
 
     def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
                  num_classes: Optional[int] = None):
         super().__init__(nms_threshold, max_detections)
-        self.channels = None if num_classes is None else 4 + num_classes
+        self.channels = None if num_classes is None else self.fields + num_classes
 
     def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
                    score_threshold: float) -> RawDetections:
-        pred = _predictions(outputs[0], b, self.channels, 5, True, 'yolov8 output')
-        class_scores = pred[:, 4:]
+        pred = _predictions(outputs[0], b, self.channels, self.fields + 1, self.channels_first,
+                            f'{self.name} output')
+        pred, class_scores = self.class_scores(pred, score_threshold)
         class_ids = np.argmax(class_scores, axis=1)
         scores = class_scores[np.arange(pred.shape[0]), class_ids]
         keep = scores > score_threshold
         return RawDetections(cxcywh_to_xyxy(pred[keep, :4]), scores[keep].astype(np.float32),
                              class_ids[keep].astype(np.int64))
+
+    def class_scores(self, pred: np.ndarray,
+                     score_threshold: float) -> Tuple[np.ndarray, np.ndarray]:
+        """The predictions worth scoring, and the class scores of each of them."""
+        return pred, pred[:, 4:]
+
+
+@register_decoder('yolov8')
+class YoloV8Decoder(_DecodedYolo):
+    """``[B, 4+C, N]``: cx cy w h then C class scores per anchor point, no objectness."""
 
 
 @register_decoder('yolov5')
-class YoloV5Decoder(Decoder):
+class YoloV5Decoder(_DecodedYolo):
     """``[B, N, 5+C]``: cx cy w h, objectness, then C class probabilities; score = obj * class."""
 
-    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
-                 num_classes: Optional[int] = None):
-        super().__init__(nms_threshold, max_detections)
-        self.channels = None if num_classes is None else 5 + num_classes
+    fields = 5
+    channels_first = False
 
-    def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
-                   score_threshold: float) -> RawDetections:
-        pred = _predictions(outputs[0], b, self.channels, 6, False, 'yolov5 output')
+    def class_scores(self, pred: np.ndarray,
+                     score_threshold: float) -> Tuple[np.ndarray, np.ndarray]:
         pred = pred[pred[:, 4] > score_threshold]  # objectness bounds the final score
-        class_scores = pred[:, 5:] * pred[:, 4:5]
-        class_ids = np.argmax(class_scores, axis=1)
-        scores = class_scores[np.arange(pred.shape[0]), class_ids]
-        keep = scores > score_threshold
-        return RawDetections(cxcywh_to_xyxy(pred[keep, :4]), scores[keep].astype(np.float32),
-                             class_ids[keep].astype(np.int64))
+        return pred, pred[:, 5:] * pred[:, 4:5]

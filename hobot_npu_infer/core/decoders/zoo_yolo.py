@@ -36,9 +36,10 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..detection import RawDetections
-from ..errors import ConfigError, OutputLayoutError
-from .base import Decoder, cxcywh_to_xyxy, expect_rank, register_decoder
+from hobot_npu_infer.core.detection import RawDetections
+from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
+from hobot_npu_infer.core.decoders.base import (Decoder, cxcywh_to_xyxy, expect_rank,
+                                                register_decoder)
 
 LAYOUTS = ('nhwc', 'nchw')
 DEFAULT_STRIDES = (8, 16, 32)
@@ -178,6 +179,24 @@ class PerStrideDecoder(Decoder):
     def assign_roles(self, outputs: Sequence[np.ndarray], levels: List[Level]):
         """Each level's outputs by role, checked; cached with the shapes by :meth:`plan`."""
 
+    def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
+                   score_threshold: float) -> RawDetections:
+        raw_threshold = self.raw_threshold(score_threshold)
+        boxes, scores, class_ids = zip(*(
+            self.level_candidates(outputs, b, level, score_threshold, raw_threshold)
+            for level in self.plan(outputs, input_size)))
+        return RawDetections.join(boxes, scores, class_ids)
+
+    @abstractmethod
+    def level_candidates(self, outputs: Sequence[np.ndarray], b: int, level,
+                         score_threshold: float,
+                         raw_threshold: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, scores and class ids of image ``b`` at one stride (one entry of the plan).
+
+        Each head finds its stride's candidates its own way; gathering them is shared, in
+        :meth:`candidates`.
+        """
+
     def check_classes(self, classes: Optional[int], channels: int, what: str) -> int:
         """The class count a level implies, checked against the option and the other levels."""
         if channels < 1:
@@ -241,31 +260,26 @@ class DflDecoder(PerStrideDecoder):
             roles.append(DflRoles(level.stride, level.grid_w, boxes[0], rest[0], score_sum))
         return roles
 
-    def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
-                   score_threshold: float) -> RawDetections:
-        raw_threshold = self.raw_threshold(score_threshold)
-        boxes, scores, class_ids = [], [], []
-        for level in self.plan(outputs, input_size):
-            class_cells = self.cells(outputs[level.classes][b])
-            if level.score_sum is not None:  # sum >= best class score: a bound to filter on
-                cells = np.flatnonzero(self.cells(outputs[level.score_sum][b])[:, 0]
-                                       >= score_threshold)
-            else:
-                cells = np.flatnonzero(class_cells.max(axis=1) > raw_threshold)
-            rows = class_cells[cells]
-            ids = rows.argmax(axis=1)
-            best = rows[np.arange(len(cells)), ids]
-            level_scores = sigmoid(best) if self.apply_sigmoid else best
-            keep = (level_scores > score_threshold) & np.isfinite(best)
-            distributions = self.cells(outputs[level.box][b])[cells[keep]]
-            finite = np.isfinite(distributions).all(axis=1)
-            keep[keep] = finite
-            cells = cells[keep]
-            boxes.append(dfl_boxes(distributions[finite], cells, level.grid_w, level.stride,
-                                   self.reg_max))
-            scores.append(level_scores[keep])
-            class_ids.append(ids[keep])
-        return RawDetections.join(boxes, scores, class_ids)
+    def level_candidates(self, outputs: Sequence[np.ndarray], b: int, level: DflRoles,
+                         score_threshold: float,
+                         raw_threshold: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        class_cells = self.cells(outputs[level.classes][b])
+        if level.score_sum is not None:  # sum >= best class score: a bound to filter on
+            cells = np.flatnonzero(self.cells(outputs[level.score_sum][b])[:, 0]
+                                   >= score_threshold)
+        else:
+            cells = np.flatnonzero(class_cells.max(axis=1) > raw_threshold)
+        rows = class_cells[cells]
+        ids = rows.argmax(axis=1)
+        best = rows[np.arange(len(cells)), ids]
+        scores = sigmoid(best) if self.apply_sigmoid else best
+        keep = (scores > score_threshold) & np.isfinite(best)
+        distributions = self.cells(outputs[level.box][b])[cells[keep]]
+        finite = np.isfinite(distributions).all(axis=1)
+        keep[keep] = finite
+        boxes = dfl_boxes(distributions[finite], cells[keep], level.grid_w, level.stride,
+                          self.reg_max)
+        return boxes, scores[keep], ids[keep]
 
 
 class AnchorRoles(NamedTuple):
@@ -312,32 +326,27 @@ class AnchorDecoder(PerStrideDecoder):
             roles.append(AnchorRoles(level.stride, level.grid_w, i, self.anchors[k]))
         return roles
 
-    def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
-                   score_threshold: float) -> RawDetections:
-        raw_threshold = self.raw_threshold(score_threshold)
-        boxes, scores, class_ids = [], [], []
-        for level in self.plan(outputs, input_size):
-            output = outputs[level.output][b]
-            per_cell = len(level.anchors)
-            if self.layout == 'nhwc':  # [H, W, A*F] -> (A, H*W, F)
-                grid = output.reshape(-1, per_cell, output.shape[2] // per_cell).transpose(1, 0, 2)
-            else:  # [A*F, H, W] -> (A, H*W, F)
-                grid = output.reshape(per_cell, output.shape[0] // per_cell, -1).transpose(0, 2, 1)
-            # score = objectness * class score <= objectness: filter on objectness first
-            anchor_ids, cells = np.nonzero(grid[:, :, 4] > raw_threshold)
-            rows = grid[anchor_ids, cells]
-            values = sigmoid(rows) if self.apply_sigmoid else rows.astype(np.float64)
-            ids = values[:, 5:].argmax(axis=1)
-            level_scores = values[:, 4] * values[np.arange(len(cells)), 5 + ids]
-            keep = (level_scores > score_threshold) & np.isfinite(rows).all(axis=1)
-            values, cells, anchor_ids = values[keep], cells[keep], anchor_ids[keep]
-            xy = (values[:, 0:2] * 2 - 0.5
-                  + np.stack([cells % level.grid_w, cells // level.grid_w], axis=1)) * level.stride
-            wh = (values[:, 2:4] * 2) ** 2 * level.anchors[anchor_ids]
-            boxes.append(cxcywh_to_xyxy(np.concatenate([xy, wh], axis=1)))
-            scores.append(level_scores[keep])
-            class_ids.append(ids[keep])
-        return RawDetections.join(boxes, scores, class_ids)
+    def level_candidates(self, outputs: Sequence[np.ndarray], b: int, level: AnchorRoles,
+                         score_threshold: float,
+                         raw_threshold: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        output = outputs[level.output][b]
+        per_cell = len(level.anchors)
+        if self.layout == 'nhwc':  # [H, W, A*F] -> (A, H*W, F)
+            grid = output.reshape(-1, per_cell, output.shape[2] // per_cell).transpose(1, 0, 2)
+        else:  # [A*F, H, W] -> (A, H*W, F)
+            grid = output.reshape(per_cell, output.shape[0] // per_cell, -1).transpose(0, 2, 1)
+        # score = objectness * class score <= objectness: filter on objectness first
+        anchor_ids, cells = np.nonzero(grid[:, :, 4] > raw_threshold)
+        rows = grid[anchor_ids, cells]
+        values = sigmoid(rows) if self.apply_sigmoid else rows.astype(np.float64)
+        ids = values[:, 5:].argmax(axis=1)
+        scores = values[:, 4] * values[np.arange(len(cells)), 5 + ids]
+        keep = (scores > score_threshold) & np.isfinite(rows).all(axis=1)
+        values, cells, anchor_ids = values[keep], cells[keep], anchor_ids[keep]
+        xy = (values[:, 0:2] * 2 - 0.5
+              + np.stack([cells % level.grid_w, cells // level.grid_w], axis=1)) * level.stride
+        wh = (values[:, 2:4] * 2) ** 2 * level.anchors[anchor_ids]
+        return cxcywh_to_xyxy(np.concatenate([xy, wh], axis=1)), scores[keep], ids[keep]
 
 
 # --- the zoos' conventions, by name -------------------------------------------------------------

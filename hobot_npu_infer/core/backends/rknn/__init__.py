@@ -1,0 +1,1 @@
+"""Rockchip NPUs: the rknn backend, what a .rknn file records, and rknn-toolkit2's simulator."""

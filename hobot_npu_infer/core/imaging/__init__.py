@@ -1,0 +1,1 @@
+"""Images in and out of the core: files, sample photos, camera sequences, NV12, drawing."""

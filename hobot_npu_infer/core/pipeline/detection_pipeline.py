@@ -1,0 +1,206 @@
+"""Image in, detections out: pre-processing, the backend and a decoder, timed stage by stage.
+
+The stages are separate methods so callers (nodes, batchers) can run them on different threads
+and overlap pre-processing of one frame with inference of another.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from hobot_npu_infer.core.backends import Backend, Model, select_model
+from hobot_npu_infer.core.backends.selection import open_backend, with_input_size
+from hobot_npu_infer.core.pipeline.crop_stage import CropConfig, CropStage
+from hobot_npu_infer.core.decoders import Decoder, create_decoder, decoder_names
+from hobot_npu_infer.core.detection import Detection, RawDetections, to_detections
+from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
+from hobot_npu_infer.core.models.labels import resolve_class_names
+from hobot_npu_infer.core.models.builtin_models import ModelProfile, ResolvedModel, resolve_model
+from hobot_npu_infer.core.pipeline.contract import (EVERYTHING, BatchOutcome, FramePlan,
+                                                    SourceImage, run_blank_frame)
+from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch, PreprocessConfig, Preprocessor
+
+
+@dataclass
+class PipelineConfig:
+    """Everything needed to build a :class:`DetectionPipeline`; defaults run CenterFace on CPU."""
+
+    model: str = 'centerface'
+    model_name: str = ''  # one model of a multi-model file; empty: the file's only model
+    backend: str = 'onnxruntime'
+    backend_options: Dict[str, object] = field(default_factory=dict)
+    decoder: str = ''  # empty: the built-in model's own decoder
+    decoder_options: Dict[str, object] = field(default_factory=dict)
+    input_size: Optional[Tuple[int, int]] = None  # (W, H); None: model's fixed size or image's
+    score_threshold: Optional[float] = None  # None: the built-in model's own, else 0.5
+    class_names: Sequence[str] = ()
+    labels_file: str = ''
+    preprocess: Dict[str, object] = field(default_factory=dict)  # PreprocessConfig overrides
+    cache_dir: Optional[str] = None
+    num_runtimes: int = 1  # engine instances run concurrently; 0: the backend's (NPU cores)
+    crop: Optional[CropConfig] = None  # a second model on the detections' crops
+
+
+def preprocess_config(config: PipelineConfig, profile: Optional[ModelProfile]) -> PreprocessConfig:
+    """The built-in model's pre-processing, overridden by the configuration's."""
+    preprocess = dict(profile.preprocess) if profile else {}
+    preprocess.update(config.preprocess)
+    if config.input_size is not None:
+        preprocess['input_size'] = tuple(config.input_size)
+    try:
+        return PreprocessConfig(**preprocess)
+    except TypeError as exc:
+        raise ConfigError(f'bad pre-processing option: {exc}') from None
+
+
+@dataclass
+class ImageResult:
+    detections: List[Detection]
+    width: int
+    height: int
+
+
+class DetectionPipeline:
+    """One model on every frame: pre-processing, the backend, a decoder, an optional crop model.
+
+    Keeps the :class:`~hobot_npu_infer.core.pipeline.contract.Pipeline` contract.
+    """
+
+    def __init__(self, model: Model, preprocessor: Preprocessor, decoder: Decoder,
+                 class_names: Sequence[str], score_threshold: float,
+                 runtimes: Optional[List[Model]] = None, crop_stage: Optional[CropStage] = None):
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ConfigError(f'score_threshold must be within [0, 1], got {score_threshold}')
+        self.model = model
+        self.runtimes = runtimes or [model]  # runtimes[0] is model
+        self.crop_stage = crop_stage
+        self.preprocessor = preprocessor
+        self.decoder = decoder
+        self.class_names = list(class_names)
+        self.score_threshold = score_threshold
+        self.loader: Optional[Callable[[], List[Model]]] = None  # loads the runtimes afresh
+        self.model_path = ''
+        self.backend: Optional[Backend] = None
+        self.backend_note = ''  # which backend runs, and why when ``auto`` chose it
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> 'DetectionPipeline':
+        resolved: ResolvedModel = resolve_model(config.model, config.cache_dir)
+        profile = resolved.profile
+        if not 0 <= config.num_runtimes <= 64:
+            raise ConfigError(f'num_runtimes must be within 0..64 (0: the backend\'s choice), '
+                              f'got {config.num_runtimes}')
+        backend, backend_note = open_backend(
+            config.backend, with_input_size(config.backend_options, config.input_size))
+        num_runtimes = config.num_runtimes or backend.default_runtimes
+
+        def load_runtimes() -> List[Model]:
+            return [select_model(backend.load(resolved.path, runtime), config.model_name,
+                                 resolved.path) for runtime in range(num_runtimes)]
+        runtimes = load_runtimes()
+        model = runtimes[0]
+        decoder_name = config.decoder or (profile.decoder if profile else '')
+        if not decoder_name:
+            raise ConfigError(f'model {resolved.path} is not a built-in model: name its decoder '
+                              f'({", ".join(decoder_names())})')
+        threshold = config.score_threshold
+        if threshold is None:
+            threshold = profile.score_threshold if profile else 0.5
+        pipeline = cls(model, Preprocessor(preprocess_config(config, profile), model.inputs[0]),
+                       create_decoder(decoder_name, **config.decoder_options),
+                       resolve_class_names(config.labels_file, config.class_names,
+                                           profile.class_names if profile else ()),
+                       threshold, runtimes,
+                       CropStage.load(backend, config.crop, num_runtimes)
+                       if config.crop and config.crop.model else None)
+        pipeline.loader, pipeline.model_path = load_runtimes, resolved.path
+        pipeline.backend, pipeline.backend_note = backend, backend_note
+        return pipeline
+
+    def reload(self) -> None:
+        """Load the runtimes afresh from the model file (after repeated backend failures)."""
+        if self.loader is None:
+            raise ConfigError('this pipeline was not built from a model file; nothing to reload')
+        runtimes = self.loader()
+        self.model, self.runtimes = runtimes[0], runtimes
+
+    def prepare(self, images: Sequence[np.ndarray],
+                channel_orders: Union[str, Sequence[str]] = 'bgr') -> PreparedBatch:
+        """Pre-process up to one run's worth of images, padded to a fixed compiled batch."""
+        return self.preprocessor.prepare(images, channel_orders, self.model.batch.fixed_size)
+
+    def infer(self, batch: PreparedBatch, runtime: int = 0) -> List[np.ndarray]:
+        return self.runtimes[runtime].run([batch.tensor])
+
+    def plan(self, source: str, received: float) -> FramePlan:
+        """Every frame is run, whole."""
+        return EVERYTHING
+
+    def warm_up(self) -> None:
+        """One run of every runtime on a blank frame."""
+        run_blank_frame(self, EVERYTHING)
+
+    def run_batch(self, plans: Sequence[FramePlan], images: Sequence[SourceImage],
+                  batch: PreparedBatch, runtime: int = 0) -> BatchOutcome:
+        """Backend, decoder and second stage on one prepared batch."""
+        start = time.perf_counter()
+        outputs = self.infer(batch, runtime)
+        inference_ms = (time.perf_counter() - start) * 1e3
+        detections = self.second_stage(images, self.decode(outputs, batch), runtime)
+        return BatchOutcome(detections, inference_ms)
+
+    def second_stage(self, images: Sequence[SourceImage],
+                     detections: List[List[Detection]], runtime: int = 0
+                     ) -> List[List[Detection]]:
+        """The crop model's output attached to each detection, when one is configured."""
+        if self.crop_stage is None:
+            return detections
+        return self.crop_stage.attach(images, detections, runtime)
+
+    def decode(self, outputs: List[np.ndarray], batch: PreparedBatch) -> List[List[Detection]]:
+        """Detections per real image of the batch (padding slots skipped), in original pixels."""
+        if not outputs or outputs[0].shape[0] < len(batch.transforms):
+            raise OutputLayoutError(f'model {self.model.name} returned outputs for fewer images '
+                                    f'than the batch of {len(batch.transforms)}')
+        raws = self.decoder.decode(outputs, batch.input_size, self.score_threshold,
+                                   len(batch.transforms))
+        return [to_detections(to_source(raw, transform), self.class_names)
+                for raw, transform in zip(raws, batch.transforms)]
+
+    @property
+    def max_batch(self) -> int:
+        return self.model.batch.fixed_size or 0
+
+    def detect(self, images: Sequence[np.ndarray],
+               channel_orders: Union[str, Sequence[str]] = 'bgr'
+               ) -> Tuple[List[ImageResult], Dict[str, float]]:
+        """Detections per image and the time of each stage in ms, summed over the runs."""
+        orders = [channel_orders] * len(images) if isinstance(channel_orders, str) \
+            else list(channel_orders)
+        step = self.max_batch or len(images)
+        timing = {'preprocess': 0.0, 'inference': 0.0, 'postprocess': 0.0}
+        results: List[ImageResult] = []
+        for start in range(0, len(images), step):
+            chunk = images[start:start + step]
+            t0 = time.perf_counter()
+            batch = self.prepare(chunk, orders[start:start + step])
+            t1 = time.perf_counter()
+            outputs = self.infer(batch)
+            t2 = time.perf_counter()
+            detections = self.second_stage(list(zip(chunk, orders[start:start + step])),
+                                           self.decode(outputs, batch))
+            t3 = time.perf_counter()
+            timing['preprocess'] += (t1 - t0) * 1e3
+            timing['inference'] += (t2 - t1) * 1e3
+            timing['postprocess'] += (t3 - t2) * 1e3
+            results += [ImageResult(d, t.source_size[0], t.source_size[1])
+                        for d, t in zip(detections, batch.transforms)]
+        return results, timing
+
+
+def to_source(raw: RawDetections, transform) -> RawDetections:
+    """Detections in model-input pixels mapped back into the original image."""
+    return RawDetections(transform.boxes_to_source(raw.boxes), raw.scores, raw.class_ids,
+                         None if raw.keypoints is None else transform.points_to_source(raw.keypoints))

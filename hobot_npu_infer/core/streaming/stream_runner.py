@@ -1,0 +1,246 @@
+"""Live streams through a pipeline: newest frames in, results out, on two threads.
+
+The prepare thread forms batches (up to ``max_batch`` sources, waiting at most
+``max_batch_delay_s`` after the oldest frame arrived), converts and pre-processes them while one
+infer thread per runtime runs the backend (which releases the GIL), so receiving never waits for
+the model and the model rarely waits for Python. While every runtime is busy, the prepare thread
+takes the next frames just in time (the expected end of the earliest run less the expected
+pre-processing time), so what it prepares is the newest frame when a runtime frees up, and no
+work is spent on frames that would be superseded. A prepared frame whose source delivered a
+newer one meanwhile is still dropped as stale rather than run, so output never lags behind a
+backlog; and a result older than one already delivered for its source is dropped too, so each
+source's output stays in order when several runtimes finish out of turn.
+"""
+
+import functools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from hobot_npu_infer.core.detection import Detection
+from hobot_npu_infer.core.errors import InferError, one_line
+from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
+from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
+from hobot_npu_infer.core.pipeline.contract import FramePlan, Pipeline, SourceImage
+from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch
+from hobot_npu_infer.core.streaming.reload_backoff import ReloadBackoff
+
+Converter = Callable[[object], SourceImage]
+JIT_MARGIN_S = 0.002  # slack for the thread to wake up and take the frames
+
+
+class MovingAverage:
+    """Exponentially weighted mean of recent durations (seconds)."""
+
+    def __init__(self, weight: float = 0.2):
+        self.weight = weight
+        self.value = 0.0
+
+    def add(self, sample: float) -> None:
+        self.value = sample if self.value == 0.0 else \
+            self.value + self.weight * (sample - self.value)
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    image: np.ndarray  # the converted frame, for debug drawing
+    channel_order: str
+    detections: List[Detection]
+    stage_ms: Dict[str, float] = field(default_factory=dict)
+    heads: Optional[list] = None  # a packed model's HeadOutputs for this frame
+
+
+@dataclass
+class _Prepared:
+    frames: List[Frame]
+    plans: List[FramePlan]  # what the pipeline runs on each frame
+    images: List[SourceImage]
+    batch: PreparedBatch
+    started: float
+    ready: float
+
+
+class StreamRunner:
+    def __init__(self, pipeline: Pipeline, slots: FrameBatcher, convert: Converter,
+                 deliver: Callable[[FrameResult], None],
+                 on_bad_frame: Callable[[Frame, InferError], None],
+                 on_internal_error: Callable[[str], None],
+                 source_stats: Dict[str, SourceStats], model_stats: ModelStats,
+                 max_batch: int = 1, max_batch_delay_s: float = 0.0,
+                 reload_backoff: Optional[ReloadBackoff] = None):
+        self.pipeline = pipeline
+        self.slots = slots
+        self.convert = convert
+        self.deliver = deliver
+        self.on_bad_frame = on_bad_frame
+        self.on_internal_error = on_internal_error
+        self.source_stats = source_stats
+        self.model_stats = model_stats
+        self.max_batch = pipeline.model.batch.fixed_size or max_batch
+        self.max_batch_delay_s = max_batch_delay_s
+        self.reload_backoff = reload_backoff or ReloadBackoff()
+        self._reload_lock = threading.Lock()
+        self._handoff: Optional[_Prepared] = None
+        self._busy: Dict[int, float] = {}  # runtime -> when its running backend call started
+        self._newest_delivered: Dict[str, float] = {}  # source -> arrival of its newest result
+        self._deliver_lock = threading.Lock()
+        self._infer_s = MovingAverage()
+        self._prepare_s = MovingAverage()
+        self._cond = threading.Condition()
+        self._running = False
+        self._threads: List[threading.Thread] = []
+
+    def start(self) -> None:
+        self._running = True
+        loops = [('prepare', self._prepare_once)] + [
+            (f'infer-{i}' if i else 'infer', functools.partial(self._infer_once, i))
+            for i in range(len(self.pipeline.runtimes))]
+        self._threads = [threading.Thread(target=self._guarded, args=(loop,), name=name,
+                                          daemon=True) for name, loop in loops]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        self.slots.close()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        while self._running:
+            try:
+                step()
+            except Exception as exc:  # a bug must not silently end the stream
+                self.on_internal_error(f'{threading.current_thread().name}: '
+                                       f'{type(exc).__name__}: {exc}')
+                time.sleep(0.05)
+
+    def _prepare(self, frames: List[Frame], plans: List[FramePlan]) -> Optional[_Prepared]:
+        """Convert and pre-process ``frames``; bad ones are reported and left out."""
+        started = time.monotonic()
+        kept, kept_plans, images = [], [], []
+        for frame, plan in zip(frames, plans):
+            try:
+                images.append(self.convert(frame.payload))
+                kept.append(frame)
+                kept_plans.append(plan)
+            except InferError as exc:
+                self.on_bad_frame(frame, exc)
+        if not kept:
+            return None
+        try:
+            batch = self.pipeline.prepare([i for i, _ in images], [o for _, o in images])
+        except InferError as exc:
+            for frame in kept:
+                self.on_bad_frame(frame, exc)
+            return None
+        ready = time.monotonic()
+        self._prepare_s.add(ready - started)
+        return _Prepared(kept, kept_plans, images, batch, started, ready)
+
+    def _reload(self) -> None:
+        """Load the model afresh after repeated failures; a failed reload is an error too."""
+        with self._reload_lock:
+            try:
+                self.pipeline.reload()
+            except Exception as exc:  # a missing or corrupt file, a backend that will not start
+                self.model_stats.on_error(f'reload failed: {one_line(exc)}')
+                return
+            self.model_stats.on_reload()
+
+    def _start_delay(self) -> float:
+        """Seconds to wait before taking frames so they are ready just as a runtime frees up."""
+        if len(self._busy) < len(self.pipeline.runtimes):
+            return 0.0
+        return min(self._busy.values()) + self._infer_s.value - self._prepare_s.value \
+            - JIT_MARGIN_S - time.monotonic()
+
+    def _prepare_once(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._handoff is None or not self._running)
+            delay = self._start_delay()
+            if delay > 0:  # cut short when the run ends early
+                runtimes = len(self.pipeline.runtimes)
+                self._cond.wait_for(lambda: len(self._busy) < runtimes or not self._running,
+                                    timeout=delay)
+        frames, plans = [], []
+        for frame in self.slots.take(self.max_batch, 0.2, self.max_batch_delay_s):
+            plan = self.pipeline.plan(frame.source, frame.received)
+            if plan is not None:
+                frames.append(frame)
+                plans.append(plan)
+        item = self._prepare(frames, plans) if frames else None
+        if item is None:
+            return
+        with self._cond:
+            self._handoff = item
+            self._cond.notify_all()
+
+    def _freshen(self, item: _Prepared, newer: List[Optional[Frame]]) -> Optional[_Prepared]:
+        """Swap each frame whose source sent a newer one while it waited; the old one is dropped
+        and the newer one runs what was planned for it."""
+        if all(frame is None for frame in newer):
+            return item
+        frames = []
+        for frame, new in zip(item.frames, newer):
+            if new is not None:
+                self.source_stats[frame.source].on_dropped()
+            frames.append(frame if new is None else new)
+        return self._prepare(frames, item.plans)
+
+    def _infer_once(self, runtime: int) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._handoff is not None or not self._running,
+                                       timeout=0.2) or self._handoff is None:
+                return
+            item, self._handoff = self._handoff, None
+            # Take the newer frames before the prepare thread may run again: else it could take
+            # them first, and this stale item would be run instead of being dropped.
+            newer = [self.slots.take_source(frame.source) for frame in item.frames]
+            self._cond.notify_all()
+        item = self._freshen(item, newer)
+        if item is None:
+            return
+        batch = item.batch
+        t0 = time.monotonic()
+        with self._cond:
+            self._busy[runtime] = t0
+        try:
+            outcome = self.pipeline.run_batch(item.plans, item.images, batch, runtime)
+        except Exception as exc:  # the backend may raise anything; count it, keep serving
+            self.model_stats.on_error(one_line(exc))
+            if self.reload_backoff.record_failure():
+                self._reload()
+            return
+        finally:
+            with self._cond:
+                self._busy.pop(runtime, None)
+                self._cond.notify_all()
+        self.reload_backoff.record_success()
+        t2 = time.monotonic()
+        self._infer_s.add(t2 - t0)
+        inference_ms, postprocess_ms = outcome.inference_ms, (t2 - t0) * 1e3 - outcome.inference_ms
+        self.model_stats.on_run(inference_ms, len(item.frames), batch.tensor.shape[0])
+        prep_ms = (item.ready - item.started) * 1e3
+        with self._deliver_lock:
+            for i, (frame, (image, order)) in enumerate(zip(item.frames, item.images)):
+                if frame.received <= self._newest_delivered.get(frame.source, float('-inf')):
+                    self.source_stats[frame.source].on_dropped()  # a newer result went out
+                    continue
+                self._newest_delivered[frame.source] = frame.received
+                waited = (item.started - frame.received) + (t0 - item.ready)
+                self.deliver(FrameResult(frame, image, order, outcome.detections[i], {
+                    'queue_wait': waited * 1e3, 'preprocess': prep_ms,
+                    'inference': inference_ms, 'postprocess': postprocess_ms},
+                    outcome.heads[i] if outcome.heads else None))

@@ -1,0 +1,1 @@
+"""What the package reports about itself: rolling statistics, health levels, status names."""

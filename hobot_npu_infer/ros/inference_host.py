@@ -1,0 +1,472 @@
+"""What both infer nodes own and drive: a model serving camera topics, in four steps.
+
+- ``load``: validate the parameters, load and warm up the model, create the publishers;
+- ``start``: start the stream runner, subscribe to the inputs, run the diagnostics timer;
+- ``stop``: unsubscribe, stop the runner threads and the timer; the model stays loaded;
+- ``release``: stop, destroy the publishers and drop the model.
+
+infer_node loads and starts in its constructor and releases when destroyed; infer_lifecycle_node
+calls the steps from its transitions. Subscription callbacks only store the newest message of
+each input; conversion, inference and publishing run on the stream runner's threads, so
+receiving never waits for the model.
+"""
+
+import dataclasses
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import QoSPolicyKind, QoSProfile
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from hobot_npu_infer.core.backends.selection import AUTO, parse_options
+from hobot_npu_infer.core.backends.tensors import NV12
+from hobot_npu_infer.core.errors import BackendError, InferError, one_line
+from hobot_npu_infer.core.imaging.annotate import draw_detections
+from hobot_npu_infer.core.imaging.nv12 import nv12_to_bgr, pixel_size
+from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate
+from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
+from hobot_npu_infer.core.pipeline.contract import Pipeline
+from hobot_npu_infer.core.pipeline.crop_stage import CropConfig
+from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+from hobot_npu_infer.core.pipeline.geometry import parse_size
+from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
+from hobot_npu_infer.core.streaming.stream_runner import FrameResult, StreamRunner
+from hobot_npu_infer.core.telemetry.health_reports import (HealthThresholds, Level, ModelStats,
+                                                           SourceStats)
+from hobot_npu_infer.core.telemetry.log_throttle import LogThrottle
+from hobot_npu_infer.core.telemetry.status_names import input_status, model_status
+from hobot_npu_infer.ros import detection_msgs
+from hobot_npu_infer.ros.diagnostics import to_array
+from hobot_npu_infer.ros.head_outputs import HeadOutputs
+from hobot_npu_infer.ros.image_conversion import (ImageConversionError, array_to_image_msg,
+                                                  compressed_to_array, image_to_array)
+from hobot_npu_infer.ros.infer_parameters import PARAMETERS, head_parameters
+from hobot_npu_infer.ros.param_specs import (Changes, InvalidParameter, ParamSpec,
+                                             current_values, declare, first_problem,
+                                             guard_changes)
+from hobot_npu_infer.ros.qos import LATCHED, image_qos, per_input
+
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+THRESHOLD_PARAMETERS = ('expected_rate_hz', 'latency_budget_ms', 'stale_timeout_s')
+RATE_FIELDS = ('rate_hz', 'every_n_frames')
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """What ``load`` decided from the parameters, for ``start`` and the diagnostics."""
+
+    thresholds: HealthThresholds
+    topics: List[Tuple[str, type]]  # resolved input topic and its message type
+    qos: List[QoSProfile]
+    max_batch: int
+    max_batch_delay_s: float
+    diagnostics_period_s: float
+    backend: str
+    keep_nv12: bool  # a model that takes NV12 gets camera nv12 untouched (crops need BGR)
+    summary: str  # the start-up line
+
+
+def head_field(name: str) -> Optional[Tuple[str, str]]:
+    """``('a', 'rate_hz')`` for ``heads.a.rate_hz``; None for a parameter of no head."""
+    if not name.startswith('heads.') or name.count('.') < 2:
+        return None
+    head, field = name[len('heads.'):].rsplit('.', 1)
+    return head, field
+
+
+class InferenceHost:
+    """A model serving camera topics on behalf of ``node``.
+
+    ``managed`` (the lifecycle node): outputs are lifecycle publishers, and the parameters
+    that infer_node fixes at start-up can change while nothing is loaded, to be read at the
+    next ``load``.
+    """
+
+    def __init__(self, node: Node, managed: bool = False):
+        self.node = node
+        self.managed = managed
+        self._lock = threading.RLock()  # steps against the diagnostics timer
+        self.log_throttle = LogThrottle()
+        self._specs: Dict[str, ParamSpec] = {}
+        self._load_time: set = set()  # parameters read only by load
+        self.pipeline: Optional[Pipeline] = None
+        self.settings: Optional[LoadedSettings] = None
+        self.heads: List[HeadConfig] = []
+        self.sources: List[str] = []
+        self.stats: Dict[str, SourceStats] = {}
+        self.model_stats: Optional[ModelStats] = None
+        self.format = ''
+        self.publishers_by_source: Dict[str, Any] = {}
+        self.debug_publishers: Dict[str, Any] = {}
+        self.head_outputs: Optional[HeadOutputs] = None
+        self.label_info_pub = None
+        self.diagnostics_pub = None
+        self.batcher: Optional[FrameBatcher] = None
+        self.runner: Optional[StreamRunner] = None
+        self._own_publishers: list = []
+        self._image_subscriptions: list = []
+        self._diagnostics_timer = None
+        self._declare(PARAMETERS)
+        guard_changes(node, self._check, self._apply)
+
+    @property
+    def loaded(self) -> bool:
+        return self.pipeline is not None
+
+    # -- parameters ----------------------------------------------------------------------
+
+    def _declare(self, specs: List[ParamSpec]) -> List[ParamSpec]:
+        """Declare ``specs`` as this node has them; returns them as declared."""
+        if self.managed:
+            self._load_time |= {s.name for s in specs if s.read_only}
+            specs = [dataclasses.replace(s, read_only=False) for s in specs]
+        undeclared = [spec for spec in specs if not self.node.has_parameter(spec.name)]
+        self._specs.update({spec.name: spec for spec in specs})
+        declare(self.node, undeclared)
+        return specs
+
+    def _head(self, name: str) -> HeadConfig:
+        """The head's configuration; its parameters are declared the first time it is named."""
+        specs = self._declare(head_parameters(name))
+        given = current_values(self.node, specs)
+        reason = first_problem(self._specs, given)  # values set while unconfigured
+        if reason:
+            raise InvalidParameter(reason)
+        v = {k[len(f'heads.{name}.'):]: value for k, value in given.items()}
+        return HeadConfig(name, v['outputs'], v['file'], v['model_name'], v['decoder'],
+                          v['class_names'], HeadRate(name, v['rate_hz'], v['every_n_frames'],
+                                                     v['enabled']))
+
+    def _value_after(self, changes: Changes, name: str, default: Any = 0) -> Any:
+        """What parameter ``name`` holds once ``changes`` apply."""
+        if name in changes:
+            return changes[name]
+        if self.node.has_parameter(name):
+            return self.node.get_parameter(name).value
+        return default
+
+    def _check(self, changes: Changes) -> Optional[str]:
+        """Why a set request is refused, or None: every value is checked before any applies."""
+        reason = first_problem(self._specs, changes)
+        if reason:
+            return reason
+        if self.loaded:
+            fixed = sorted(set(changes) & self._load_time)
+            if fixed:
+                return (f'{fixed[0]}: read when configuring: change it while unconfigured '
+                        f'(cleanup first)')
+        for head in {field[0] for field in map(head_field, changes)
+                     if field is not None and field[1] in RATE_FIELDS}:
+            rate = self._value_after(changes, f'heads.{head}.rate_hz')
+            every = self._value_after(changes, f'heads.{head}.every_n_frames')
+            if rate and every:
+                return (f'heads.{head}.rate_hz={rate} and heads.{head}.every_n_frames={every}: '
+                        f'a head runs at a rate or every n-th frame, not both; set the other '
+                        f'to 0 in the same request')
+        return None
+
+    def _apply(self, changes: Changes) -> None:
+        """Checked changes into the running pipeline and thresholds (nothing loaded: none)."""
+        with self._lock:
+            pipeline, settings = self.pipeline, self.settings
+            if pipeline is None:  # the values are read when the model is loaded
+                return
+            heads = {head.name for head in self.heads}
+            rates = set()
+            for name, value in changes.items():
+                field = head_field(name)
+                if name == 'score_threshold':
+                    pipeline.score_threshold = value
+                elif name in THRESHOLD_PARAMETERS:
+                    setattr(settings.thresholds, name, value)
+                elif field is not None and field[0] in heads:
+                    if field[1] in RATE_FIELDS:
+                        rates.add(field[0])
+                    elif field[1] == 'enabled':
+                        pipeline.set_enabled(field[0], value)
+            for head in rates:  # both fields at once, so the scheduler runs what they say
+                pipeline.set_rate(head, self._value_after(changes, f'heads.{head}.rate_hz'),
+                                  self._value_after(changes, f'heads.{head}.every_n_frames'))
+
+    def _resolve(self, topic: str, what: str) -> str:
+        try:
+            return self.node.resolve_topic_name(topic)  # namespace and remapping applied
+        except Exception as exc:  # noqa: BLE001 (rclpy's RCLError names the broken rule)
+            raise InvalidParameter(f'{what} {topic!r}: {str(exc).split(", at ")[0]}') from None
+
+    # -- the four steps ------------------------------------------------------------------
+
+    def load(self) -> float:
+        """Everything up to receiving frames; returns the seconds the model took to load and
+        warm up. Raises InvalidParameter or InferError, having created no ROS entity."""
+        p = current_values(self.node, list(self._specs.values()))
+        topics = [(t, Image) for t in p['inputs']] + \
+                 [(t, CompressedImage) for t in p['compressed_inputs']]
+        if not topics:
+            raise InvalidParameter('inputs and compressed_inputs are both empty: give at least '
+                                   'one image topic')
+        try:
+            reliability = per_input(p['qos_reliability'], len(topics), 'qos_reliability')
+            depth = per_input(p['qos_depth'], len(topics), 'qos_depth')
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
+        if p['output_topics'] and len(p['output_topics']) != len(topics):
+            raise InvalidParameter(f'output_topics has {len(p["output_topics"])} names for '
+                                   f'{len(topics)} inputs')
+        sources: List[str] = []
+        for topic, _ in topics:
+            source = self._resolve(topic, 'input topic')
+            if source in sources:
+                raise InvalidParameter(f'input topic {source} is listed twice')
+            sources.append(source)
+        outputs = [self._resolve(t, 'output topic') for t in p['output_topics']] or \
+            [f'{source}/detections' for source in sources]
+        fmt = detection_msgs.resolve_format(p['detections_format'])
+        config = PipelineConfig(
+            model=p['model'], model_name=p['model_name'], backend=p['backend'],
+            backend_options={'onnxruntime.intra_op_threads': p['threads'],
+                             **parse_options(p['backend_options'])},
+            decoder=p['decoder'], decoder_options=parse_options(p['decoder_options']),
+            labels_file=p['labels_file'], class_names=p['class_names'],
+            input_size=parse_size(p['input_size']) if p['input_size'] else None,
+            score_threshold=p['score_threshold'], cache_dir=p['cache_dir'] or None,
+            num_runtimes=p['num_runtimes'], crop=CropConfig(
+                model=p['crop_model'], output=p['crop_output'], margin=p['crop_margin'],
+                class_names=p['crop_class_names'], max_batch=p['crop_max_batch'],
+                preprocess={'resize': 'stretch', 'scale': p['crop_scale'],
+                            'mean': tuple(p['crop_mean']), 'std': tuple(p['crop_std'])})
+            if p['crop_model'] else None)
+        heads = [self._head(name) for name in p['head_names']]
+        started = time.monotonic()
+        pipeline: Pipeline
+        if heads:
+            pipeline = MultiHeadPipeline.from_config(config, heads, p['cut_tensors'],
+                                                     p['trunk_file'])
+        else:
+            pipeline = DetectionPipeline.from_config(config)
+        try:
+            pipeline.warm_up()
+        except Exception as exc:  # noqa: BLE001 (the backend may raise anything)
+            raise BackendError(f'warm-up run of {p["model"]} on a blank frame failed: '
+                               f'{one_line(exc)}') from None
+        load_s = time.monotonic() - started
+
+        with self._lock:
+            window = p['stats_window_s']
+            max_batch = p['max_batch_size'] or len(sources)
+            self.pipeline, self.heads, self.format = pipeline, heads, fmt
+            self.settings = LoadedSettings(
+                thresholds=HealthThresholds(p['expected_rate_hz'], p['latency_budget_ms'],
+                                            p['stale_timeout_s']),
+                topics=[(source, msg_type) for source, (_, msg_type) in zip(sources, topics)],
+                qos=[image_qos(r, d) for r, d in zip(reliability, depth)],
+                max_batch=max_batch,
+                max_batch_delay_s=p['max_batch_delay_ms'] / 1e3,
+                diagnostics_period_s=p['diagnostics_period_s'],
+                backend=p['backend'],
+                keep_nv12=pipeline.preprocessor.layout == NV12 and not p['crop_model'],
+                summary=(f'{p["model"]} on {p["backend"]} ({pipeline.model.batch.describe()} '
+                         f'batch, input {input_description(p["input_size"], pipeline)}, '
+                         f'batches of up to {pipeline.model.batch.fixed_size or max_batch} '
+                         f'within {p["max_batch_delay_ms"]:g} ms, {len(pipeline.runtimes)} '
+                         f'runtime(s)), inputs {", ".join(sources)}, detections as {fmt}'
+                         + (f'; {pipeline.backend_note}' if p['backend'] == AUTO else '')))
+            self.sources = sources
+            self.stats = {source: SourceStats(source, window) for source in sources}
+            self.model_stats = ModelStats(p['model'], window, runtimes=len(pipeline.runtimes))
+            if pipeline.backend is not None:
+                self.model_stats.npu_load = pipeline.backend.npu_load
+            message_type = detection_msgs.message_type(fmt)
+            for source, out in zip(sources, outputs):
+                if not heads:  # a packed model's heads publish on topics of their own
+                    self.publishers_by_source[source] = self._publisher(message_type, out, 10)
+                if p['publish_debug_image']:
+                    self.debug_publishers[source] = self._publisher(
+                        Image, f'{source}/debug_image', 5)
+            if heads:
+                self.head_outputs = HeadOutputs(
+                    self._publisher, sources, heads, fmt,
+                    {name: len(head.model.outputs)
+                     for name, head in pipeline.packed.heads.items()}, window)
+            if fmt == 'vision_msgs':
+                self.label_info_pub = self._publisher(
+                    detection_msgs.vision_msgs_module().LabelInfo, 'label_info', LATCHED)
+            # not a lifecycle publisher: the timer that uses it runs only while started
+            self.diagnostics_pub = self.node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        return load_s
+
+    def start(self) -> None:
+        """Frames in: the runner threads, then the subscriptions; and the diagnostics."""
+        with self._lock:
+            s = self.settings
+            self.batcher = FrameBatcher(self.sources)
+            self.runner = StreamRunner(self.pipeline, self.batcher, self._convert, self._deliver,
+                                       self._on_bad_frame, self._on_internal_error, self.stats,
+                                       self.model_stats, s.max_batch, s.max_batch_delay_s)
+            self.runner.start()
+            receive_group = ReentrantCallbackGroup()
+            for i, ((topic, msg_type), qos) in enumerate(zip(s.topics, s.qos)):
+                self._image_subscriptions.append(self.node.create_subscription(
+                    msg_type, topic, lambda msg, s=i: self._on_image(msg, s), qos,
+                    callback_group=receive_group,
+                    event_callbacks=SubscriptionEventCallbacks(
+                        incompatible_qos=lambda info, s=i: self._on_incompatible_qos(info, s))))
+            if self.label_info_pub is not None:
+                self.label_info_pub.publish(detection_msgs.label_info(
+                    self._header(), self.pipeline.class_names))
+            self._diagnostics_timer = self.node.create_timer(
+                s.diagnostics_period_s, self._publish_diagnostics,
+                callback_group=MutuallyExclusiveCallbackGroup())
+
+    def stop(self) -> None:
+        """No more frames in: subscriptions, timer and runner threads end; the model stays."""
+        with self._lock:
+            for subscription in self._image_subscriptions:
+                self.node.destroy_subscription(subscription)
+            self._image_subscriptions = []
+            if self._diagnostics_timer is not None:
+                self.node.destroy_timer(self._diagnostics_timer)
+                self._diagnostics_timer = None
+            if self.runner is not None:
+                self.runner.stop()
+            self.runner = self.batcher = None
+
+    def release(self) -> None:
+        """Back to nothing loaded: stopped, publishers destroyed, the model dropped."""
+        with self._lock:
+            self.stop()
+            for publisher in self._own_publishers:
+                if self.managed:
+                    self.node.destroy_lifecycle_publisher(publisher)
+                else:
+                    self.node.destroy_publisher(publisher)
+            if self.diagnostics_pub is not None:
+                self.node.destroy_publisher(self.diagnostics_pub)
+            self._own_publishers = []
+            self.diagnostics_pub = self.label_info_pub = self.head_outputs = None
+            # new containers, so a receive callback still running keeps consistent old ones
+            self.sources, self.stats = [], {}
+            self.publishers_by_source, self.debug_publishers = {}, {}
+            self.pipeline, self.heads, self.settings, self.model_stats = None, [], None, None
+
+    def _publisher(self, msg_type, topic: str, qos):
+        if self.managed:
+            publisher = self.node.create_lifecycle_publisher(msg_type, topic, qos)
+        else:
+            publisher = self.node.create_publisher(msg_type, topic, qos)
+        self._own_publishers.append(publisher)
+        return publisher
+
+    # -- frames in, results out ----------------------------------------------------------
+
+    def _header(self) -> Header:
+        return Header(stamp=self.node.get_clock().now().to_msg(), frame_id='')
+
+    def _on_image(self, msg, index: int) -> None:
+        batcher, sources, stats = self.batcher, self.sources, self.stats
+        if batcher is None or index >= len(sources):  # stopped while this message was taken
+            return
+        source = sources[index]
+        stats[source].on_received()
+        if batcher.put(Frame(source, msg, time.monotonic(), msg.header)):
+            stats[source].on_dropped()
+
+    def _on_incompatible_qos(self, info, index: int) -> None:
+        sources, stats = self.sources, self.stats
+        source = sources[index] if index < len(sources) else str(index)
+        policy = QoSPolicyKind(info.last_policy_kind).name
+        if source in stats:
+            stats[source].on_qos_incompatible(policy, info.total_count)
+        admitted, _ = self.log_throttle.admit((source, 'qos'))
+        if admitted:
+            self.node.get_logger().warning(
+                f'{source}: a publisher offers a QoS incompatible with this subscription '
+                f'({policy}); no frames arrive from it. Match qos_reliability/qos_depth to '
+                f'the camera')
+
+    def _convert(self, msg):
+        if isinstance(msg, CompressedImage):
+            return compressed_to_array(msg)
+        return image_to_array(msg, keep_nv12=self.settings.keep_nv12)
+
+    def _on_bad_frame(self, frame: Frame, error: InferError) -> None:
+        cause = error.cause if isinstance(error, ImageConversionError) else 'image'
+        self.stats[frame.source].on_conversion_error(cause)
+        admitted, suppressed = self.log_throttle.admit((frame.source, cause))
+        if admitted:
+            more = f' ({suppressed} more since the last report)' if suppressed else ''
+            self.node.get_logger().warning(f'{frame.source}: bad frame dropped: {error}{more}')
+
+    def _on_internal_error(self, message: str) -> None:
+        admitted, _ = self.log_throttle.admit(('internal', message))
+        if admitted and self.node.context.ok():
+            self.node.get_logger().error(f'internal error: {message}')
+
+    def _deliver(self, result: FrameResult) -> None:
+        if not self.node.context.ok():  # shutting down: nothing can be published any more
+            return
+        start = time.monotonic()
+        source = result.frame.source
+        header = result.frame.meta
+        nv12 = result.channel_order == 'nv12'
+        w, h = pixel_size(result.image) if nv12 else result.image.shape[1::-1]
+        if result.heads is not None:
+            self.head_outputs.publish(source, header, (w, h), result.heads)
+        else:
+            self.publishers_by_source[source].publish(
+                detection_msgs.to_message(self.format, header, result.detections, (w, h)))
+        if source in self.debug_publishers:
+            bgr = nv12_to_bgr(result.image) if nv12 else result.image \
+                if result.channel_order == 'bgr' or result.image.ndim == 2 \
+                else cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)
+            self.debug_publishers[source].publish(
+                array_to_image_msg(draw_detections(bgr, result.detections), 'bgr8', header))
+        result.stage_ms['publish'] = (time.monotonic() - start) * 1e3
+        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        result.stage_ms['e2e'] = (self.node.get_clock().now().nanoseconds - stamp_ns) / 1e6
+        self.stats[source].on_published(result.stage_ms)
+
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            if self.pipeline is None or self.diagnostics_pub is None:
+                return
+            self.diagnostics_pub.publish(self.diagnostics())
+
+    def diagnostics(self) -> DiagnosticArray:
+        """One status per input, per head of a packed model, and one for the model."""
+        name = self.node.get_name()
+        thresholds = self.settings.thresholds
+        model_error = self.model_stats.current_error()
+        reports = [self.stats[s].report(input_status(name, s), thresholds, model_error)
+                   for s in self.sources]
+        if self.head_outputs is not None:
+            reports += self.head_outputs.reports(name, self.pipeline)
+        model_file = self.pipeline.model_path
+        report = self.model_stats.report(model_status(name, self.model_stats.model), {
+            'backend': self.settings.backend, 'batch': self.pipeline.model.batch.describe(),
+            'model_file': model_file or '-',
+            'model_file_present': str(not model_file or os.path.isfile(model_file)).lower()})
+        if report.values['model_file_present'] == 'false' and report.level == Level.OK:
+            report.level = Level.WARN  # still serving from memory, but a reload would fail
+            report.message = f'model file {model_file} is gone; {report.message}'
+        reports.append(report)
+        return to_array(self.node.get_clock().now().to_msg(), reports,
+                        self.node.get_fully_qualified_name())
+
+
+def input_description(input_size: str, pipeline: Pipeline) -> str:
+    """The size the model runs at, for the start-up line: set, the model's own, or the image's."""
+    width, height = pipeline.preprocessor.model_size
+    return input_size or (f'{width}x{height}' if width and height else 'at image size')

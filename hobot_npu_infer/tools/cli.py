@@ -1,0 +1,76 @@
+"""What the command-line tools share: model options, and one-line errors instead of tracebacks."""
+
+import argparse
+import json
+import sys
+from typing import Callable, Dict, List, Optional
+
+from hobot_npu_infer.core.backends import backend_names
+from hobot_npu_infer.core.backends.selection import AUTO, parse_options
+from hobot_npu_infer.core.decoders import decoder_names
+from hobot_npu_infer.core.errors import InferError
+from hobot_npu_infer.core.pipeline.geometry import parse_size
+from hobot_npu_infer.core.pipeline.detection_pipeline import PipelineConfig
+
+
+def size_argument(text: str):
+    try:
+        return parse_size(text)
+    except InferError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('model')
+    group.add_argument('--model', default='centerface',
+                       help='built-in model name or model file (default: centerface)')
+    group.add_argument('--model-name', default='', help='one model of a multi-model file')
+    group.add_argument('--backend', default='onnxruntime',
+                       help=f'inference backend: {", ".join(backend_names())}, or {AUTO} (the '
+                       'board\'s NPU, else onnxruntime)')
+    group.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
+                       help='a backend option, e.g. rknn.quantize=true rknn.batch_size=4 '
+                       '(a "backend." prefix applies it to that backend only); repeatable')
+    group.add_argument('--decoder', default='', help='output decoder for a model file '
+                       f'({", ".join(decoder_names())})')
+    group.add_argument('--decoder-option', action='append', default=[], metavar='KEY=VALUE',
+                       help='a decoder option, e.g. num_classes=80 layout=nchw; repeatable')
+    group.add_argument('--labels', default='', help='labels file, one class name per line')
+    group.add_argument('--score-threshold', type=float, default=None,
+                       help='minimum score (default: the model\'s own, else 0.5)')
+    group.add_argument('--threads', type=int, default=0,
+                       help='inference threads (0: one per core)')
+
+
+def backend_options(threads: int, items: List[str]) -> Dict[str, object]:
+    """``--threads`` (for onnxruntime) and ``--backend-option KEY=VALUE`` items as options."""
+    return {'onnxruntime.intra_op_threads': threads, **parse_options(items)}
+
+
+def pipeline_config(args: argparse.Namespace, input_size=None,
+                    num_runtimes: int = 1) -> PipelineConfig:
+    return PipelineConfig(
+        model=args.model, model_name=args.model_name, backend=args.backend,
+        backend_options=backend_options(args.threads, args.backend_option),
+        decoder=args.decoder, decoder_options=parse_options(args.decoder_option),
+        labels_file=args.labels, score_threshold=args.score_threshold,
+        input_size=input_size, num_runtimes=num_runtimes)
+
+
+def write_json(path: str, data) -> None:
+    """Write a command's results to ``--json OUT`` when one was given."""
+    if path:
+        with open(path, 'w') as f:
+            json.dump(data, f, indent=2)
+
+
+def run(main: Callable[[Optional[List[str]]], int], argv: Optional[List[str]] = None) -> None:
+    """Exit with ``main``'s code; a user's mistake prints one line, not a traceback."""
+    try:
+        code = main(argv)
+    except InferError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
