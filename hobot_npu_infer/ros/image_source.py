@@ -15,7 +15,7 @@ from hobot_npu_infer.core.imaging.image_sequences import frames
 from hobot_npu_infer.core.pipeline.geometry import parse_size
 from hobot_npu_infer.ros.image_conversion import (SUPPORTED_ENCODINGS, array_to_compressed_msg,
                                                   array_to_image_msg)
-from hobot_npu_infer.ros.node_main import run_node
+from hobot_npu_infer.ros.node_main import node_usage, run_node
 from hobot_npu_infer.ros.param_specs import (InvalidParameter, boolean, declare, first_problem,
                                              guard_changes, integer, number,
                                              one_of, size_text, string, strings)
@@ -96,7 +96,8 @@ class ImageSource(Node):
 
 
 def main(args=None):
-    raise SystemExit(run_node(ImageSource, args, threads=1))
+    raise SystemExit(run_node(ImageSource, args, threads=1, usage=node_usage(
+        'image_source', 'Publishes real images as a camera would, on one or more topics.', PARAMETERS)))
 
 
 if __name__ == '__main__':

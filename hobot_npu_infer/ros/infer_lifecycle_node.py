@@ -21,7 +21,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from hobot_npu_infer.core.errors import InferError
 from hobot_npu_infer.ros.inference_host import InferenceHost
-from hobot_npu_infer.ros.node_main import run_node
+from hobot_npu_infer.ros.infer_parameters import PARAMETERS
+from hobot_npu_infer.ros.node_main import node_usage, run_node
 from hobot_npu_infer.ros.param_specs import InvalidParameter
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
@@ -101,7 +102,8 @@ class InferLifecycleNode(LifecycleNode):
 
 
 def main(args=None):
-    raise SystemExit(run_node(InferLifecycleNode, args, threads=1))
+    raise SystemExit(run_node(InferLifecycleNode, args, threads=1, usage=node_usage(
+        'infer_lifecycle_node', 'infer_node as a managed (lifecycle) node: configure loads the model, activate subscribes.', PARAMETERS)))
 
 
 if __name__ == '__main__':

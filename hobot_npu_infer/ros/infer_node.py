@@ -7,7 +7,8 @@ when destroyed; infer_lifecycle_node drives the same host from its lifecycle tra
 from rclpy.node import Node
 
 from hobot_npu_infer.ros.inference_host import InferenceHost
-from hobot_npu_infer.ros.node_main import run_node
+from hobot_npu_infer.ros.infer_parameters import PARAMETERS
+from hobot_npu_infer.ros.node_main import node_usage, run_node
 
 
 class InferNode(Node):
@@ -26,7 +27,8 @@ class InferNode(Node):
 
 
 def main(args=None):
-    raise SystemExit(run_node(InferNode, args, threads=1))
+    raise SystemExit(run_node(InferNode, args, threads=1, usage=node_usage(
+        'infer_node', 'Runs a model on camera image topics; publishes detections and /diagnostics.', PARAMETERS)))
 
 
 if __name__ == '__main__':

@@ -21,12 +21,21 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from hobot_npu_infer.core.errors import InferError
-from hobot_npu_infer.ros.param_specs import InvalidParameter
+from hobot_npu_infer.ros.param_specs import InvalidParameter, ParamSpec
 from hobot_npu_infer.ros.stop_signals import STOP, catch_stop_signals, restore_signals
 
 
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
-             threads: int = 3) -> int:
+             threads: int = 3, usage: str = '') -> int:
+    """Run the node ``factory`` makes until a stop signal; the process's exit code.
+
+    ``--help`` (or ``-h``) before any ROS argument prints ``usage`` instead.
+    """
+    own_args = (sys.argv[1:] if args is None else list(args))
+    own_args = own_args[:own_args.index('--ros-args')] if '--ros-args' in own_args else own_args
+    if usage and ('--help' in own_args or '-h' in own_args):
+        print(usage)
+        return 0
     STOP.clear()
     previous = catch_stop_signals()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # see stop_signals
@@ -56,6 +65,16 @@ def shut_down(executor, node: Optional[Node], context=None) -> None:
     if node is not None:
         node.destroy_node()
     rclpy.try_shutdown(context=context)
+
+
+def node_usage(executable: str, what: str, specs: List[ParamSpec]) -> str:
+    """``--help`` of a node: how ROS arguments set its parameters, and the parameters."""
+    lines = [f'usage: {executable} [--ros-args [--params-file FILE] [-p NAME:=VALUE ...] '
+             f'[-r FROM:=TO ...]]', '', what, '', 'parameters (NAME, default, description):']
+    for spec in specs:
+        changeable = '' if spec.read_only else ' (changeable at runtime)'
+        lines.append(f'  {spec.name} ({spec.default!r}): {spec.description}{changeable}')
+    return '\n'.join(lines)
 
 
 EXIT_REPORT = 'HOBOT_NPU_INFER_EXIT_REPORT'

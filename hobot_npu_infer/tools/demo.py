@@ -134,5 +134,10 @@ def annotate(images, detection_msgs_received, out_dir: str) -> Optional[str]:
     return None
 
 
-if __name__ == '__main__':
+def cli() -> None:
+    """Console-script entry point: one-line errors and ``main``'s exit code."""
     run(main)
+
+
+if __name__ == '__main__':
+    cli()

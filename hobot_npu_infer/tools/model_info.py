@@ -97,5 +97,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-if __name__ == '__main__':
+def cli() -> None:
+    """Console-script entry point: one-line errors and ``main``'s exit code."""
     run(main)
+
+
+if __name__ == '__main__':
+    cli()

@@ -21,7 +21,7 @@ from hobot_npu_infer.ros.qos import image_qos
 from ros_harness import Listener, RosProcess, newest_status
 from test_hobot_backend import FACE_BOX, face_model, model, tensor, write
 
-TEST_DIR = os.path.dirname(os.path.abspath(__file__))
+TEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # test/: the fakes
 W, H = 320, 256  # the models' NV12 input, and the camera's frames
 CELL = (40, 30)  # heatmap column and row (stride 4) of the white square in the camera image
 FORWARD_LOG = 'HOBOT_FAKE_FORWARD_LOG'
