@@ -1,16 +1,20 @@
-"""infer_node with config/default.yaml, and image_source as a test camera unless a real one is used.
+"""
+infer_node with config/default.yaml, and image_source as a test camera unless a real one is used.
 
 ros2 launch hobot_npu_infer infer.launch.py [namespace:=robot1] [image_topic:=/camera/image_raw]
     [config:=/path/to/params.yaml] [use_test_camera:=false]
 """
 
-from launch import LaunchDescription
+from hobot_npu_infer.ros.launch_arguments import (
+    camera_remappings,
+    single_camera_arguments,
+    use_test_camera_argument,
+)
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from hobot_npu_infer.ros.launch_arguments import (camera_remappings, single_camera_arguments,
-                                                  use_test_camera_argument)
+from launch import LaunchDescription
 
 
 def generate_launch_description():

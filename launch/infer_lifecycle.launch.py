@@ -1,4 +1,5 @@
-"""image_source and infer_lifecycle_node (the managed infer_node) with config/default.yaml.
+"""
+image_source and infer_lifecycle_node (the managed infer_node) with config/default.yaml.
 
 ros2 launch hobot_npu_infer infer_lifecycle.launch.py [autostart:=false] [namespace:=robot1]
     [image_topic:=/camera/image_raw] [config:=/path/to/params.yaml] [use_test_camera:=false]
@@ -9,7 +10,11 @@ the first time it is inactive; with autostart:=false it waits unconfigured for
 ``ros2 lifecycle set /infer_node configure`` (or a lifecycle manager).
 """
 
-from launch import LaunchDescription
+from hobot_npu_infer.ros.launch_arguments import (
+    camera_remappings,
+    single_camera_arguments,
+    use_test_camera_argument,
+)
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.events import matches_action
@@ -19,8 +24,7 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from hobot_npu_infer.ros.launch_arguments import (camera_remappings, single_camera_arguments,
-                                                  use_test_camera_argument)
+from launch import LaunchDescription
 
 
 def generate_launch_description():

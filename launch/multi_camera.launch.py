@@ -1,16 +1,20 @@
-"""One infer_node serving four cameras with cross-camera batching (config/multi_camera.yaml).
+"""
+One infer_node serving four cameras with cross-camera batching (config/multi_camera.yaml).
 
 ros2 launch hobot_npu_infer multi_camera.launch.py [use_test_camera:=false] [namespace:=robot1]
     [config:=/path/to/params.yaml]
 """
 
-from launch import LaunchDescription
+from hobot_npu_infer.ros.launch_arguments import (
+    config_argument,
+    namespace_argument,
+    use_test_camera_argument,
+)
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from hobot_npu_infer.ros.launch_arguments import (config_argument, namespace_argument,
-                                                  use_test_camera_argument)
+from launch import LaunchDescription
 
 
 def generate_launch_description():

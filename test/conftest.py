@@ -3,8 +3,8 @@
 import os
 import random
 
-import pytest
 from hypothesis import settings
+import pytest
 
 # The same examples on every run: property tests find bugs while they are written, and CI
 # never fails on a fresh random draw.
@@ -61,8 +61,10 @@ def centerface_pipeline(model_cache):
 
 @pytest.fixture(scope='session')
 def rknn_simulator():
-    """rknn-toolkit2's Python (``make rknn-sim``; ``make test`` always makes it and points
-    HOBOT_NPU_INFER_RKNN_PYTHON at it). Unset only when pytest is run by hand without it."""
+    """
+    rknn-toolkit2's Python (``make rknn-sim``; ``make test`` always makes it and points
+    HOBOT_NPU_INFER_RKNN_PYTHON at it). Unset only when pytest is run by hand without it.
+    """
     python = os.environ.get('HOBOT_NPU_INFER_RKNN_PYTHON', '')
     if not python:
         pytest.skip('HOBOT_NPU_INFER_RKNN_PYTHON is not set: run the tests with `make test`')

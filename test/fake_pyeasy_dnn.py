@@ -1,4 +1,5 @@
-"""A fake of the BPU runtime's Python module, ``hobot_dnn.pyeasy_dnn``, for tests off the board.
+"""
+A fake of the BPU runtime's Python module, ``hobot_dnn.pyeasy_dnn``, for tests off the board.
 
 It keeps to the documented interface (D-Robotics RDK docs, "model inference interface"; the
 binding's source, dnn_python.cpp; the C API's hbDNNTensorProperties):

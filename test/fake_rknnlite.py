@@ -1,4 +1,5 @@
-"""A fake of rknn-toolkit-lite2's ``rknnlite.api.RKNNLite``, for tests off a Rockchip board.
+"""
+A fake of rknn-toolkit-lite2's ``rknnlite.api.RKNNLite``, for tests off a Rockchip board.
 
 It keeps to the documented interface (rknn-toolkit-lite2's API, the same as rknn-toolkit2's
 ``RKNN`` for these calls; ../shared/reference/npu-runtimes.md):

@@ -1,17 +1,18 @@
-"""Integration-test access to real ROS 2 processes and a listening node (the package's own
-RosProcess and Listener), with the loopback DDS environment set for this test process."""
+"""
+Integration-test access to real ROS 2 processes and a listening node (the package's own
+RosProcess and Listener), with the loopback DDS environment set for this test process.
+"""
 
 from contextlib import contextmanager
 
 from diagnostic_msgs.msg import DiagnosticArray
+from hobot_npu_infer.bench.listener import Listener
+from hobot_npu_infer.bench.processes import ros_value, RosProcess
+from hobot_npu_infer.bench.ros_env import child_environment, loopback_environment
+from hobot_npu_infer.tools.lifecycle_ctl import LifecycleClient
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
-
-from hobot_npu_infer.tools.lifecycle_ctl import LifecycleClient
-from hobot_npu_infer.bench.listener import Listener
-from hobot_npu_infer.bench.processes import RosProcess, ros_value
-from hobot_npu_infer.bench.ros_env import child_environment, loopback_environment
 
 loopback_environment()
 
@@ -19,8 +20,10 @@ INFER_EXECUTABLES = ('infer_node', 'infer_lifecycle_node')
 
 
 def start_infer(executable, params, listener, log_path, node_name='infer_node', env=None):
-    """infer_node, or infer_lifecycle_node taken through configure and activate by
-    ``listener``: either way, serving when this returns."""
+    """
+    infer_node, or infer_lifecycle_node taken through configure and activate by
+    ``listener``: either way, serving when this returns.
+    """
     node = RosProcess(executable, params, log_path=log_path, node_name=node_name, env=env)
     if executable == 'infer_lifecycle_node':
         client = LifecycleClient(listener.node, node_name)
@@ -38,7 +41,8 @@ def start_infer(executable, params, listener, log_path, node_name='infer_node', 
 @contextmanager
 def cameras_into_infer_node(tmp_path, topics, node_params, images, rate_hz, node_name,
                             listener_name, subscribe=lambda listener: None):
-    """(listener, node): infer_node on ``topics`` fed by image_source, both reliable, with
+    """
+    (listener, node): infer_node on ``topics`` fed by image_source, both reliable, with
     JSON detections, and a listener on each topic's detections and on /diagnostics.
 
     The multi-camera tests all start this way, and all expect both processes to exit cleanly
@@ -86,8 +90,10 @@ def stamp_key(stamp):
 
 
 def published_frame_ids(listener, image_topic, up_to):
-    """Stamp -> frame_id of the frames received on ``image_topic``, once the listener holds
-    every frame up to the stamp ``up_to`` (detections may overtake their image here)."""
+    """
+    Stamp -> frame_id of the frames received on ``image_topic``, once the listener holds
+    every frame up to the stamp ``up_to`` (detections may overtake their image here).
+    """
     listener.wait_for(lambda: any(stamp_key(m.header.stamp) >= up_to
                                   for m in listener.received(image_topic)), timeout=10)
     return {stamp_key(m.header.stamp): m.header.frame_id for m in listener.received(image_topic)}

@@ -1,24 +1,24 @@
-"""The stream-runner harness: a real DetectionPipeline on a fake model that encodes each
+"""
+The stream-runner harness: a real DetectionPipeline on a fake model that encodes each
 image's content in its box, so a result that belongs to another frame cannot go unnoticed.
 """
 
+from dataclasses import dataclass, field
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Tuple
 
-import numpy as np
-import pytest
-
 from hobot_npu_infer.core.backends.base import Model
+from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec
 from hobot_npu_infer.core.decoders import create_decoder
-from hobot_npu_infer.core.errors import ImageError, InferError
-from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
-from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
+from hobot_npu_infer.core.errors import ImageError
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
 from hobot_npu_infer.core.pipeline.preprocess import PreprocessConfig, Preprocessor
+from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult, StreamRunner
-from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec
+from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
+import numpy as np
+import pytest
 
 TIMEOUT = 10.0  # only ever reached by a broken test
 INPUT = (64, 64)  # (W, H) of the model input

@@ -1,4 +1,5 @@
-"""The batch-size table: raw backend against our whole pipeline, measured side by side.
+"""
+The batch-size table: raw backend against our whole pipeline, measured side by side.
 
 ``python -m hobot_npu_infer.bench.batch_bench --model centerface --batch 1,2,4,8 --input-size 640x480``
 sweeps batch sizes, input sizes (``--input-size 320x256,640x480``) and runtime counts
@@ -23,12 +24,12 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
-from hobot_npu_infer.tools.cli import add_model_arguments, pipeline_config, run, write_json
 from hobot_npu_infer.core.errors import ConfigError
-from hobot_npu_infer.core.pipeline.geometry import parse_size
-from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
 from hobot_npu_infer.core.imaging.sample_images import load_image_or_sample
+from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
+from hobot_npu_infer.core.pipeline.geometry import parse_size
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
+from hobot_npu_infer.tools.cli import add_model_arguments, pipeline_config, run, write_json
 
 COLUMNS = ('model', 'input_size', 'batch', 'runtimes', 'ms_per_batch_p50', 'ms_per_batch_p99',
            'ms_per_image', 'images_per_s', 'pipeline_ms_per_image', 'overhead_pct')
@@ -273,8 +274,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise ConfigError('--seconds, --sources and --rate must be positive')
     print(f'# {args.model} on {args.backend}; {machine()}', flush=True)
     if args.node:
-        from hobot_npu_infer.bench.node_bench import (format_node_table, multi_source_benchmark,
-                                                      node_benchmark)
+        from hobot_npu_infer.bench.node_bench import (
+            format_node_table,
+            multi_source_benchmark,
+            node_benchmark,
+        )
         args.input_size = parse_sizes(args.input_size)[0]
         if args.sources > 1:
             result = multi_source_benchmark(args)

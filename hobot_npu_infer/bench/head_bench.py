@@ -1,4 +1,5 @@
-"""Heads at their own rates over one backbone, measured: ``python -m hobot_npu_infer.bench.head_bench``.
+"""
+Heads at their own rates over one backbone, measured: ``python -m hobot_npu_infer.bench.head_bench``.
 
 A synthetic model (a heavy convolutional backbone and three light heads, built with the onnx
 helper API from a fixed seed) runs for some seconds of a 30 Hz video with heads at 30, 10 and
@@ -21,11 +22,10 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
-import numpy as np
-
 from hobot_npu_infer.bench.batch_bench import timed_ms
-from hobot_npu_infer.tools.cli import run, write_json
 from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.tools.cli import run, write_json
+import numpy as np
 
 RATES = {'detect': 30.0, 'segment': 10.0, 'classify': 5.0}
 FRAME_HZ = 30.0
@@ -33,11 +33,13 @@ SIZE = 96
 
 
 def synthetic_model(path: str, seed: int = 7, width: int = 128, depth: int = 6) -> str:
-    """A backbone of ``depth`` 3x3 convolutions of ``width`` channels at a quarter of the input
+    """
+    A backbone of ``depth`` 3x3 convolutions of ``width`` channels at a quarter of the input
     size (several MB of weights, as real backbones have); each head a 3x3 convolution of the
-    same width, about a sixth of the backbone, then a small 1x1 one."""
+    same width, about a sixth of the backbone, then a small 1x1 one.
+    """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper, TensorProto
     rng = np.random.default_rng(seed)
     nodes, weights = [], []
 
@@ -75,8 +77,8 @@ def _scheduler():
 
 def _parts(model_path: str, workdir: str) -> Dict[str, str]:
     """The shared split (trunk + heads) and one full model per head, as files."""
-    import onnx
     from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, save_split, split_model
+    import onnx
     model = onnx.load(model_path)
     paths = save_split(split_model(model, [HeadSpec(h, [h]) for h in RATES]),
                        os.path.join(workdir, 'shared'))

@@ -1,4 +1,5 @@
-"""A node in a context of its own that records what arrives on the topics it is given.
+"""
+A node in a context of its own that records what arrives on the topics it is given.
 
 Spins in a background thread; ``close()`` stops and joins that thread, shuts the executor down
 and destroys the node before shutting its context down.
@@ -8,10 +9,9 @@ import threading
 import time
 from typing import Callable, Dict, List, Tuple
 
+from hobot_npu_infer.ros.node_main import shut_down
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-
-from hobot_npu_infer.ros.node_main import shut_down
 
 
 class Listener:
@@ -32,8 +32,10 @@ class Listener:
             self.executor.spin_once(timeout_sec=0.05)
 
     def subscribe(self, msg_type, topic: str, qos=10, keep: int = 0) -> None:
-        """Record messages of ``topic`` with their arrival time (``time.time()``); ``keep`` > 0
-        keeps only that many of the newest."""
+        """
+        Record messages of ``topic`` with their arrival time (``time.time()``); ``keep`` > 0
+        keeps only that many of the newest.
+        """
         with self._lock:
             self._messages.setdefault(topic, [])
 

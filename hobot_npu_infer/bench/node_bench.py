@@ -1,4 +1,5 @@
-"""Node against raw backend, in one run: ``python -m hobot_npu_infer.bench.batch_bench --node``.
+"""
+Node against raw backend, in one run: ``python -m hobot_npu_infer.bench.batch_bench --node``.
 
 raw: the backend alone on a prepared tensor, one run after another (latency and fps).
 node: image_source -> infer_node -> a subscriber, across three processes and DDS. Latency is
@@ -13,10 +14,10 @@ import time
 from typing import Dict, List
 
 from hobot_npu_infer.core.errors import InferError
+from hobot_npu_infer.core.imaging.sample_images import load_image_or_sample
+from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
 from hobot_npu_infer.core.telemetry.diagnostics_view import snapshot_of
 from hobot_npu_infer.core.telemetry.health_reports import STAGES
-from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
-from hobot_npu_infer.core.imaging.sample_images import load_image_or_sample
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
 
 ROUNDS = 3
@@ -78,9 +79,9 @@ def node_benchmark(args, pipeline: DetectionPipeline) -> Dict[str, Dict[str, flo
     loopback_environment()
     import cv2
     from diagnostic_msgs.msg import DiagnosticArray
-    from hobot_npu_infer.ros import detection_msgs
     from hobot_npu_infer.bench.listener import Listener
     from hobot_npu_infer.bench.processes import RosProcess
+    from hobot_npu_infer.ros import detection_msgs
 
     w, h = args.input_size
     size = f'{w}x{h}'
@@ -136,15 +137,17 @@ def node_benchmark(args, pipeline: DetectionPipeline) -> Dict[str, Dict[str, flo
 
 
 def multi_source_benchmark(args) -> Dict[str, object]:
-    """``--sources`` cameras at ``--rate`` into one node, run unbatched (max_batch_size 1) and
+    """
+    ``--sources`` cameras at ``--rate`` into one node, run unbatched (max_batch_size 1) and
     batched (one frame per camera) in alternating rounds; throughput counts detection messages
-    of all cameras, latency is arrival minus the camera's stamp."""
+    of all cameras, latency is arrival minus the camera's stamp.
+    """
     from hobot_npu_infer.bench.ros_env import loopback_environment
     loopback_environment()
-    from hobot_npu_infer.core.imaging.sample_images import SAMPLE_NAMES
-    from hobot_npu_infer.ros import detection_msgs
     from hobot_npu_infer.bench.listener import Listener
     from hobot_npu_infer.bench.processes import RosProcess
+    from hobot_npu_infer.core.imaging.sample_images import SAMPLE_NAMES
+    from hobot_npu_infer.ros import detection_msgs
 
     w, h = args.input_size
     topics = [f'/bench/cam{i}/image_raw' for i in range(args.sources)]

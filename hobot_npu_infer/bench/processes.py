@@ -1,9 +1,11 @@
-"""Our executables in child processes, on the loopback DDS environment: for the demo, the node
-benchmark and the integration tests."""
+"""
+Our executables in child processes, on the loopback DDS environment: for the demo, the node
+benchmark and the integration tests.
+"""
 
+from importlib.metadata import entry_points
 import signal
 import subprocess
-from importlib.metadata import entry_points
 import sys
 from typing import Dict, List, Optional
 
@@ -31,8 +33,10 @@ def executable_module(executable: str) -> str:
 
 
 class RosProcess:
-    """One of the package's executables (a console script, by name) as ``python -m MODULE
-    [args] --ros-args [--params-file F] -p ...``, so it runs in this interpreter's venv."""
+    """
+    One of the package's executables (a console script, by name) as ``python -m MODULE
+    [args] --ros-args [--params-file F] -p ...``, so it runs in this interpreter's venv.
+    """
 
     def __init__(self, executable: str, params: Optional[Dict[str, object]] = None,
                  args: Optional[List[str]] = None, params_file: str = '',

@@ -1,4 +1,5 @@
-"""The environment every ROS process started by this package's tools runs in.
+"""
+The environment every ROS process started by this package's tools runs in.
 
 DDS discovery stays on loopback with a domain of its own for each run, and Fast DDS uses a
 shared-memory segment large enough for camera frames. Set before rclpy starts (rcl reads the
@@ -16,7 +17,8 @@ PROFILE = 'fastdds_shm.xml'
 
 def loopback_environment(env: Optional[MutableMapping[str, str]] = None,
                          domain_id: Optional[int] = None) -> MutableMapping[str, str]:
-    """Set (in ``env``, default ``os.environ``) and return the loopback DDS environment.
+    """
+    Set (in ``env``, default ``os.environ``) and return the loopback DDS environment.
 
     An existing ROS_DOMAIN_ID is kept unless ``domain_id`` is given; a missing one is drawn at
     random so concurrent runs do not see each other.

@@ -1,4 +1,5 @@
-"""Overload soak: ``python -m hobot_npu_infer.bench.soak_bench [--minutes 10] [--sources 4]``.
+"""
+Overload soak: ``python -m hobot_npu_infer.bench.soak_bench [--minutes 10] [--sources 4]``.
 
 Cameras run at ``--overload`` times what the model can process (measured first, on the raw
 backend), into one infer_node, for ``--minutes``. Every ``--interval`` seconds it records the
@@ -13,10 +14,10 @@ import os
 import time
 from typing import Dict, List, Optional
 
-from hobot_npu_infer.tools.cli import run, write_json
 from hobot_npu_infer.core.errors import ConfigError, InferError
 from hobot_npu_infer.core.telemetry.diagnostics_view import snapshot_of
 from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb, summarize
+from hobot_npu_infer.tools.cli import run, write_json
 
 
 def dropped(arrays, topics: List[str]) -> int:
@@ -30,11 +31,11 @@ def soak(args) -> Dict[str, object]:
     loopback_environment()
     import cv2
     from diagnostic_msgs.msg import DiagnosticArray
-    from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
-    from hobot_npu_infer.core.imaging.sample_images import SAMPLE_NAMES, load_sample
-    from hobot_npu_infer.ros import detection_msgs
     from hobot_npu_infer.bench.listener import Listener
     from hobot_npu_infer.bench.processes import RosProcess
+    from hobot_npu_infer.core.imaging.sample_images import load_sample, SAMPLE_NAMES
+    from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+    from hobot_npu_infer.ros import detection_msgs
 
     size = (320, 256)
     pipeline = DetectionPipeline.from_config(PipelineConfig(input_size=size))

@@ -4,7 +4,8 @@ from typing import Optional
 
 
 class InferError(Exception):
-    """Base of every error caused by the user's input rather than by a bug.
+    """
+    Base of every error caused by the user's input rather than by a bug.
 
     Command-line tools print ``str(error)`` on one line and exit non-zero; nodes count it in
     diagnostics and keep serving.
@@ -37,7 +38,8 @@ class OutputLayoutError(InferError):
 
 def one_line(exc: BaseException, named: bool = True, last: bool = False,
              limit: Optional[int] = 200) -> str:
-    """The exception as one line for an error message, a log or a diagnostic, never a traceback.
+    """
+    The exception as one line for an error message, a log or a diagnostic, never a traceback.
 
     ``Type: first line of the message`` cut to ``limit`` characters, or the type alone when the
     message is empty. ``named=False`` leaves the type out where the text around it already says

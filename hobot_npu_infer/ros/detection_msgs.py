@@ -1,4 +1,5 @@
-"""Detections as ROS messages: vision_msgs/Detection2DArray when installed, JSON otherwise.
+"""
+Detections as ROS messages: vision_msgs/Detection2DArray when installed, JSON otherwise.
 
 The JSON fallback is a ``std_msgs/String`` whose data is one object::
 
@@ -14,10 +15,9 @@ in ``results`` and the box centre and size in ``bbox``; keypoints have no field 
 import json
 from typing import Any, List, Optional, Sequence, Tuple
 
-from std_msgs.msg import String
-
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import ConfigError
+from std_msgs.msg import String
 
 FORMATS = ('auto', 'vision_msgs', 'json')
 

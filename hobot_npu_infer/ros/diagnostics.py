@@ -1,4 +1,5 @@
-"""Status reports of the core as diagnostic_msgs messages.
+"""
+Status reports of the core as diagnostic_msgs messages.
 
 The statuses are named ``<node>: <task>`` as diagnostic_updater does (see
 :mod:`hobot_npu_infer.core.telemetry.status_names`); diag_monitor, the demo and the benchmarks
@@ -8,7 +9,6 @@ read them back with :mod:`hobot_npu_infer.core.telemetry.diagnostics_view`.
 from typing import Iterable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-
 from hobot_npu_infer.core.telemetry.diagnostics_view import level_number
 from hobot_npu_infer.core.telemetry.health_reports import StatusReport
 

@@ -1,4 +1,5 @@
-"""A packed model's heads on ROS: per input and head, a topic and statistics.
+"""
+A packed model's heads on ROS: per input and head, a topic and statistics.
 
 A head with a decoder publishes ``<input>/<head>/detections`` (the node's detections format);
 a head without one publishes its raw outputs, output ``i`` as ``std_msgs/Float32MultiArray`` on
@@ -11,16 +12,22 @@ import array
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
-import numpy as np
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension
-
-from hobot_npu_infer.core.telemetry.health_reports import (HEAD_STAGES, Level, StatusReport,
-                                                           summary_values)
-from hobot_npu_infer.core.multi_head.multi_head_pipeline import (HeadConfig, HeadOutput,
-                                                                 MultiHeadPipeline)
+from hobot_npu_infer.core.multi_head.multi_head_pipeline import (
+    HeadConfig,
+    HeadOutput,
+    MultiHeadPipeline,
+)
+from hobot_npu_infer.core.telemetry.health_reports import (
+    HEAD_STAGES,
+    Level,
+    StatusReport,
+    summary_values,
+)
 from hobot_npu_infer.core.telemetry.rolling_stats import LatencyWindow
 from hobot_npu_infer.core.telemetry.status_names import head_status
 from hobot_npu_infer.ros import detection_msgs
+import numpy as np
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 
 def tensor_message(tensor: np.ndarray) -> Float32MultiArray:
@@ -37,7 +44,8 @@ def tensor_message(tensor: np.ndarray) -> Float32MultiArray:
 
 
 class HeadOutputs:
-    """Per input and head: its publishers and latency windows, and its diagnostic status.
+    """
+    Per input and head: its publishers and latency windows, and its diagnostic status.
 
     ``create_publisher(msg_type, topic, qos)`` is the node's own kind (lifecycle or not).
     """

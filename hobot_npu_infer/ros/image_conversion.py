@@ -1,4 +1,5 @@
-"""sensor_msgs images to numpy arrays for inference and back, with numpy and OpenCV only.
+"""
+sensor_msgs images to numpy arrays for inference and back, with numpy and OpenCV only.
 
 No cv_bridge. Incoming images are read through ``np.frombuffer`` as strided views that respect
 ``step`` (padded rows): rgb8, bgr8, rgba8, bgra8 and mono8 cost no copy at all, and the channel
@@ -19,10 +20,9 @@ import array
 from typing import Any, Tuple
 
 import cv2
-import numpy as np
-
 from hobot_npu_infer.core.errors import ImageError, one_line
 from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_to_bgr
+import numpy as np
 
 SUPPORTED_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8',
                        'yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv', 'nv12')
@@ -58,7 +58,8 @@ class ImageConversionError(ImageError):
 
 
 def image_to_array(msg: Any, keep_nv12: bool = False) -> Tuple[np.ndarray, str]:
-    """A sensor_msgs/Image as a uint8 array and its channel order ('rgb', 'bgr' or 'nv12').
+    """
+    A sensor_msgs/Image as a uint8 array and its channel order ('rgb', 'bgr' or 'nv12').
 
     rgb8, bgr8, rgba8, bgra8 and mono8 give a view of ``msg.data`` (no copy; read-only if the
     data is ``bytes``): HxWx3 in the message's own order, the first three channels of 4-channel
@@ -108,7 +109,8 @@ def image_to_array(msg: Any, keep_nv12: bool = False) -> Tuple[np.ndarray, str]:
 
 
 def compressed_to_array(msg: Any) -> Tuple[np.ndarray, str]:
-    """A sensor_msgs/CompressedImage (JPEG, PNG, ...) decoded to an HxWx3 BGR array: (array, 'bgr').
+    """
+    A sensor_msgs/CompressedImage (JPEG, PNG, ...) decoded to an HxWx3 BGR array: (array, 'bgr').
 
     ``msg.format`` ('jpeg', 'png', 'bgr8; jpeg compressed bgr8', ...) is informative only: the
     decoder reads the data's own signature. Grey images decode to 3 equal channels.
@@ -142,7 +144,8 @@ def compressed_to_array(msg: Any) -> Tuple[np.ndarray, str]:
 
 def array_to_image_msg(array_: np.ndarray, encoding: str, header: Any = None, msg: Any = None,
                        *, order: str = 'bgr') -> Any:
-    """A sensor_msgs/Image of ``encoding`` holding a uint8 image.
+    """
+    A sensor_msgs/Image of ``encoding`` holding a uint8 image.
 
     ``array_`` is HxW grey, or HxWx3 / HxWx4 colour in channel ``order`` ('bgr' by default,
     'rgb' to pass back what image_to_array returned), converted to any of SUPPORTED_ENCODINGS.
@@ -171,7 +174,8 @@ def array_to_image_msg(array_: np.ndarray, encoding: str, header: Any = None, ms
 
 def array_to_compressed_msg(array_bgr: np.ndarray, fmt: str = 'jpeg', header: Any = None,
                             quality: int = 90) -> Any:
-    """A sensor_msgs/CompressedImage of a BGR (or grey) uint8 image, as 'jpeg' or 'png'.
+    """
+    A sensor_msgs/CompressedImage of a BGR (or grey) uint8 image, as 'jpeg' or 'png'.
 
     ``format`` follows compressed_image_transport: 'bgr8; jpeg compressed bgr8' (or mono8 for
     grey), so image_transport subscribers decode it. ``quality`` (1..100) applies to JPEG.
@@ -257,7 +261,8 @@ def _byte_buffer(data: Any, what: str) -> np.ndarray:
 
 
 def _rows_view(buf: np.ndarray, rows: int, row_bytes: int, step: int) -> np.ndarray:
-    """``rows`` rows of ``row_bytes`` bytes, ``step`` bytes apart, as a (rows, row_bytes) view.
+    """
+    ``rows`` rows of ``row_bytes`` bytes, ``step`` bytes apart, as a (rows, row_bytes) view.
 
     The caller has checked ``buf.size >= (rows - 1) * step + row_bytes``.
     """

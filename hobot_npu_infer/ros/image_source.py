@@ -1,4 +1,5 @@
-"""image_source: publishes real images as a camera would, on one or more topics.
+"""
+image_source: publishes real images as a camera would, on one or more topics.
 
 Sources are sample photo names (astronaut, coffee, ...), image files, directories of images or
 video files; topic ``i`` shows source ``i`` (sources are reused when there are fewer). Each
@@ -7,19 +8,31 @@ message is stamped when published and carries its topic's frame_id.
 
 from typing import List
 
+from hobot_npu_infer.core.imaging.image_sequences import frames
+from hobot_npu_infer.core.pipeline.geometry import parse_size
+from hobot_npu_infer.ros.image_conversion import (
+    array_to_compressed_msg,
+    array_to_image_msg,
+    SUPPORTED_ENCODINGS,
+)
+from hobot_npu_infer.ros.node_main import node_usage, run_node
+from hobot_npu_infer.ros.param_specs import (
+    boolean,
+    declare,
+    first_problem,
+    guard_changes,
+    integer,
+    InvalidParameter,
+    number,
+    one_of,
+    size_text,
+    string,
+    strings,
+)
+from hobot_npu_infer.ros.qos import image_qos, RELIABILITY
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
-
-from hobot_npu_infer.core.imaging.image_sequences import frames
-from hobot_npu_infer.core.pipeline.geometry import parse_size
-from hobot_npu_infer.ros.image_conversion import (SUPPORTED_ENCODINGS, array_to_compressed_msg,
-                                                  array_to_image_msg)
-from hobot_npu_infer.ros.node_main import node_usage, run_node
-from hobot_npu_infer.ros.param_specs import (InvalidParameter, boolean, declare, first_problem,
-                                             guard_changes, integer, number,
-                                             one_of, size_text, string, strings)
-from hobot_npu_infer.ros.qos import RELIABILITY, image_qos
 
 COMPRESSED = ('jpeg', 'png')
 

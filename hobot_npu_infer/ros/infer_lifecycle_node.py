@@ -1,4 +1,5 @@
-"""infer_lifecycle_node: infer_node as a managed (lifecycle) node, with the same parameters.
+"""
+infer_lifecycle_node: infer_node as a managed (lifecycle) node, with the same parameters.
 
 - configure: validate the parameters, load the model and warm it up (one run on a blank frame),
   create the publishers (lifecycle publishers for the outputs); no subscription yet;
@@ -13,17 +14,16 @@ the node unconfigured. Parameters that infer_node fixes at start-up can be chang
 the node is unconfigured (e.g. ``model`` after a failed configure), and are read at configure.
 """
 
+from collections.abc import Callable
 import functools
 import traceback
-from collections.abc import Callable
-
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from hobot_npu_infer.core.errors import InferError
-from hobot_npu_infer.ros.inference_host import InferenceHost
 from hobot_npu_infer.ros.infer_parameters import PARAMETERS
+from hobot_npu_infer.ros.inference_host import InferenceHost
 from hobot_npu_infer.ros.node_main import node_usage, run_node
 from hobot_npu_infer.ros.param_specs import InvalidParameter
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -31,8 +31,10 @@ ERROR = TransitionCallbackReturn.ERROR
 
 
 def transition(name: str) -> Callable:
-    """A transition callback that logs an unexpected exception with its traceback and returns
-    ERROR (rclpy would turn it into ERROR silently); on_error then releases everything."""
+    """
+    A transition callback that logs an unexpected exception with its traceback and returns
+    ERROR (rclpy would turn it into ERROR silently); on_error then releases everything.
+    """
     def wrap(method):
         @functools.wraps(method)
         def run(self, state: LifecycleState) -> TransitionCallbackReturn:

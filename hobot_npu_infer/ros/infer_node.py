@@ -1,14 +1,14 @@
-"""infer_node: camera topics in; detections, an optional debug image and /diagnostics out.
+"""
+infer_node: camera topics in; detections, an optional debug image and /diagnostics out.
 
 The node owns an :class:`InferenceHost`, loads and starts it when constructed and releases it
 when destroyed; infer_lifecycle_node drives the same host from its lifecycle transitions.
 """
 
-from rclpy.node import Node
-
-from hobot_npu_infer.ros.inference_host import InferenceHost
 from hobot_npu_infer.ros.infer_parameters import PARAMETERS
+from hobot_npu_infer.ros.inference_host import InferenceHost
 from hobot_npu_infer.ros.node_main import node_usage, run_node
+from rclpy.node import Node
 
 
 class InferNode(Node):

@@ -1,20 +1,30 @@
-"""infer_node's parameters, in one table that both infer nodes declare.
+"""
+infer_node's parameters, in one table that both infer nodes declare.
 
 Each entry gives the type, default, description, range and whether it may change at runtime;
 ``head_parameters`` gives the parameters of one head of a packed model, declared once its name
 appears in ``head_names``.
 """
 
-from rclpy.parameter import Parameter
-
 from hobot_npu_infer.core.backends import backend_names
 from hobot_npu_infer.core.backends.selection import AUTO
 from hobot_npu_infer.core.decoders import decoder_names
 from hobot_npu_infer.ros import detection_msgs
-from hobot_npu_infer.ros.param_specs import (ParamSpec, boolean, each_one_of, integer, integers,
-                                             key_values, number, one_of, size_text, string,
-                                             strings)
+from hobot_npu_infer.ros.param_specs import (
+    boolean,
+    each_one_of,
+    integer,
+    integers,
+    key_values,
+    number,
+    one_of,
+    ParamSpec,
+    size_text,
+    string,
+    strings,
+)
 from hobot_npu_infer.ros.qos import RELIABILITY
+from rclpy.parameter import Parameter
 
 PARAMETERS = [
     strings('inputs', ['image_raw'], 'sensor_msgs/Image topics to run the model on'),

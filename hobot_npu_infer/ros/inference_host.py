@@ -1,4 +1,5 @@
-"""What both infer nodes own and drive: a model serving camera topics, in four steps.
+"""
+What both infer nodes own and drive: a model serving camera topics, in four steps.
 
 - ``load``: validate the parameters, load and warm up the model, create the publishers;
 - ``start``: start the stream runner, subscribe to the inputs, run the diagnostics timer;
@@ -12,20 +13,14 @@ receiving never waits for the model.
 """
 
 import dataclasses
+from dataclasses import dataclass
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.node import Node
-from rclpy.qos import QoSPolicyKind, QoSProfile
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
-
 from hobot_npu_infer.core.backends.selection import AUTO, parse_options
 from hobot_npu_infer.core.backends.tensors import NV12
 from hobot_npu_infer.core.errors import BackendError, InferError, one_line
@@ -39,20 +34,39 @@ from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, 
 from hobot_npu_infer.core.pipeline.geometry import parse_size
 from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult, StreamRunner
-from hobot_npu_infer.core.telemetry.health_reports import (HealthThresholds, Level, ModelStats,
-                                                           SourceStats)
+from hobot_npu_infer.core.telemetry.health_reports import (
+    HealthThresholds,
+    Level,
+    ModelStats,
+    SourceStats,
+)
 from hobot_npu_infer.core.telemetry.log_throttle import LogThrottle
 from hobot_npu_infer.core.telemetry.status_names import input_status, model_status
 from hobot_npu_infer.ros import detection_msgs
 from hobot_npu_infer.ros.diagnostics import to_array
 from hobot_npu_infer.ros.head_outputs import HeadOutputs
-from hobot_npu_infer.ros.image_conversion import (ImageConversionError, array_to_image_msg,
-                                                  compressed_to_array, image_to_array)
-from hobot_npu_infer.ros.infer_parameters import PARAMETERS, head_parameters
-from hobot_npu_infer.ros.param_specs import (Changes, InvalidParameter, ParamSpec,
-                                             current_values, declare, first_problem,
-                                             guard_changes)
-from hobot_npu_infer.ros.qos import LATCHED, image_qos, per_input
+from hobot_npu_infer.ros.image_conversion import (
+    array_to_image_msg,
+    compressed_to_array,
+    image_to_array,
+    ImageConversionError,
+)
+from hobot_npu_infer.ros.infer_parameters import head_parameters, PARAMETERS
+from hobot_npu_infer.ros.param_specs import (
+    Changes,
+    current_values,
+    declare,
+    first_problem,
+    guard_changes,
+    InvalidParameter,
+    ParamSpec,
+)
+from hobot_npu_infer.ros.qos import image_qos, LATCHED, per_input
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import QoSPolicyKind, QoSProfile
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 try:
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -87,7 +101,8 @@ def head_field(name: str) -> Optional[Tuple[str, str]]:
 
 
 class InferenceHost:
-    """A model serving camera topics on behalf of ``node``.
+    """
+    A model serving camera topics on behalf of ``node``.
 
     ``managed`` (the lifecycle node): outputs are lifecycle publishers, and the parameters
     that infer_node fixes at start-up can change while nothing is loaded, to be read at the
@@ -209,8 +224,10 @@ class InferenceHost:
     # -- the four steps ------------------------------------------------------------------
 
     def load(self) -> float:
-        """Everything up to receiving frames; returns the seconds the model took to load and
-        warm up. Raises InvalidParameter or InferError, having created no ROS entity."""
+        """
+        Everything up to receiving frames; returns the seconds the model took to load and
+        warm up. Raises InvalidParameter or InferError, having created no ROS entity.
+        """
         p = current_values(self.node, list(self._specs.values()))
         topics = [(t, Image) for t in p['inputs']] + \
                  [(t, CompressedImage) for t in p['compressed_inputs']]

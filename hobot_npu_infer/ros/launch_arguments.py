@@ -1,4 +1,5 @@
-"""The launch arguments several launch files take, declared once for all of them.
+"""
+The launch arguments several launch files take, declared once for all of them.
 
 Only launch/*.launch.py import this module. Launch files are installed apart from the package
 (share/hobot_npu_infer/launch), so they import what they share from the installed package, as
@@ -29,7 +30,8 @@ def image_topic_argument() -> DeclareLaunchArgument:
 
 
 def installed_config(config_file: str) -> PathJoinSubstitution:
-    """The path of ``config_file`` in the installed package's config/, found at launch time.
+    """
+    The path of ``config_file`` in the installed package's config/, found at launch time.
 
     Every launch file finds its parameters file there the same way; only the file differs.
     """
@@ -49,7 +51,8 @@ def use_test_camera_argument(description: str = STARTS_IMAGE_SOURCE) -> DeclareL
 
 
 def single_camera_arguments() -> List[DeclareLaunchArgument]:
-    """``namespace``, ``image_topic`` and ``config`` (config/default.yaml), in that order.
+    """
+    ``namespace``, ``image_topic`` and ``config`` (config/default.yaml), in that order.
 
     The one-camera launch files (infer_node and its managed variant) take these alike.
     """
@@ -57,7 +60,8 @@ def single_camera_arguments() -> List[DeclareLaunchArgument]:
 
 
 def camera_remappings() -> List[Tuple[str, LaunchConfiguration]]:
-    """The remapping that points a node's camera topic at ``image_topic``.
+    """
+    The remapping that points a node's camera topic at ``image_topic``.
 
     image_source and infer_node both name the camera topic 'image_raw', so one remapping
     points it anywhere.

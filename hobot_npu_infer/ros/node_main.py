@@ -1,4 +1,5 @@
-"""How every executable of the package starts and stops a node.
+"""
+How every executable of the package starts and stops a node.
 
 Start-up errors print one line and exit 2. SIGINT and SIGTERM end spinning (stop_signals, not
 rclpy's handlers); the executor is shut down and the node destroyed before rclpy, so no thread
@@ -14,20 +15,23 @@ import sys
 import threading
 from typing import Callable, List, Optional
 
-import rclpy
-from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
-                             SingleThreadedExecutor)
-from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
-
 from hobot_npu_infer.core.errors import InferError
 from hobot_npu_infer.ros.param_specs import InvalidParameter, ParamSpec
-from hobot_npu_infer.ros.stop_signals import STOP, catch_stop_signals, restore_signals
+from hobot_npu_infer.ros.stop_signals import catch_stop_signals, restore_signals, STOP
+import rclpy
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
              threads: int = 3, usage: str = '') -> int:
-    """Run the node ``factory`` makes until a stop signal; the process's exit code.
+    """
+    Run the node ``factory`` makes until a stop signal; the process's exit code.
 
     ``--help`` (or ``-h``) before any ROS argument prints ``usage`` instead.
     """

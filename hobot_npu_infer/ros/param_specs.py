@@ -1,4 +1,5 @@
-"""Node parameters declared from one table: type, default, description, range, read-only.
+"""
+Node parameters declared from one table: type, default, description, range, read-only.
 
 Values are validated when declared and again on every runtime change, with a reason that names
 the parameter; a runtime change is checked whole before any of it applies.
@@ -7,13 +8,16 @@ the parameter; a runtime change is checked whole before any of it applies.
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
+from hobot_npu_infer.core.errors import InferError
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-
-from hobot_npu_infer.core.errors import InferError
 
 Check = Callable[[Any], Optional[str]]  # value -> reason it is invalid, or None
 
@@ -138,7 +142,8 @@ def declare(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
 
 
 def current_values(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
-    """The values the parameters of ``specs`` have now.
+    """
+    The values the parameters of ``specs`` have now.
 
     A list declared empty and never set reads as empty.
     """
@@ -157,8 +162,10 @@ HAS_POST_SET = hasattr(Node, 'add_post_set_parameters_callback')
 
 
 def first_problem(specs: Dict[str, ParamSpec], changes: Changes) -> Optional[str]:
-    """The reason the first invalid value of ``changes`` is refused (parameters not in
-    ``specs``, such as rclpy's own ``use_sim_time``, are not checked here)."""
+    """
+    The reason the first invalid value of ``changes`` is refused (parameters not in
+    ``specs``, such as rclpy's own ``use_sim_time``, are not checked here).
+    """
     for name, value in changes.items():
         spec = specs.get(name)
         reason = spec.problem(value) if spec is not None else None
@@ -169,7 +176,8 @@ def first_problem(specs: Dict[str, ParamSpec], changes: Changes) -> Optional[str
 
 def guard_changes(node: Node, check: Callable[[Changes], Optional[str]],
                   apply: Callable[[Changes], None]) -> None:
-    """Check a whole set request before any of it applies, so a refused set never half-applies.
+    """
+    Check a whole set request before any of it applies, so a refused set never half-applies.
 
     ``check`` returns the reason to refuse the set (naming the parameter), or None; ``apply``
     runs once the values are stored: in rclpy's post-set callback, or on Humble, which lacks

@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM as a flag that spin loops check, instead of rclpy's signal handling.
+"""
+SIGINT and SIGTERM as a flag that spin loops check, instead of rclpy's signal handling.
 
 rclpy's handlers shut the context down and trigger executor guard conditions from a thread of
 their own; when that thread races the executor's shut-down it can touch a destroyed guard
@@ -21,8 +22,10 @@ def _request_stop(signum, frame):
 
 
 def catch_stop_signals() -> Dict[int, object]:
-    """Route SIGINT and SIGTERM to STOP (from the main thread only; elsewhere Python cannot
-    install handlers and nothing changes); returns the previous handlers."""
+    """
+    Route SIGINT and SIGTERM to STOP (from the main thread only; elsewhere Python cannot
+    install handlers and nothing changes); returns the previous handlers.
+    """
     if threading.current_thread() is not threading.main_thread():
         return {}
     return {sig: signal.signal(sig, _request_stop) for sig in STOP_SIGNALS}

@@ -1,4 +1,5 @@
-"""Accuracy after conversion: ``python -m hobot_npu_infer.tools.compare --backend rknn IMAGE ...``.
+"""
+Accuracy after conversion: ``python -m hobot_npu_infer.tools.compare --backend rknn IMAGE ...``.
 
 Runs one model on two backends (by default against ONNX Runtime) over the same images and
 reports, per score threshold, the detections matched, missed and extra against the reference and
@@ -11,18 +12,23 @@ import argparse
 import sys
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
-
-from hobot_npu_infer.tools.cli import (add_model_arguments, backend_options, pipeline_config, run,
-                                       size_argument, write_json)
 from hobot_npu_infer.core.backends.selection import parse_options
 from hobot_npu_infer.core.detection import Detection
-from hobot_npu_infer.core.pipeline.detection_match import MatchCounts, match_detections
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.imaging.image_files import read_image
-from hobot_npu_infer.core.streaming.offline import expand_paths
+from hobot_npu_infer.core.pipeline.detection_match import match_detections, MatchCounts
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
+from hobot_npu_infer.core.streaming.offline import expand_paths
 from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb
+from hobot_npu_infer.tools.cli import (
+    add_model_arguments,
+    backend_options,
+    pipeline_config,
+    run,
+    size_argument,
+    write_json,
+)
+import numpy as np
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

@@ -1,4 +1,5 @@
-"""Run a detector on image files: ``python -m hobot_npu_infer.tools.detect IMAGE ... --model centerface``.
+"""
+Run a detector on image files: ``python -m hobot_npu_infer.tools.detect IMAGE ... --model centerface``.
 
 Files and directories (their images, sorted) go through the same batcher and runtime pool as
 live camera streams (``--batch N --runtimes K``); results come out in input order, then a line
@@ -12,14 +13,14 @@ import os
 import sys
 from typing import List, Optional
 
-from hobot_npu_infer.tools.cli import add_model_arguments, pipeline_config, run, size_argument
-from hobot_npu_infer.core.imaging.annotate import draw_detections
 from hobot_npu_infer.core.backends.selection import AUTO
 from hobot_npu_infer.core.errors import ConfigError, InferError
+from hobot_npu_infer.core.imaging.annotate import draw_detections
 from hobot_npu_infer.core.imaging.image_files import write_image
-from hobot_npu_infer.core.streaming.offline import detect_files, expand_paths
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
+from hobot_npu_infer.core.streaming.offline import detect_files, expand_paths
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult
+from hobot_npu_infer.tools.cli import add_model_arguments, pipeline_config, run, size_argument
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

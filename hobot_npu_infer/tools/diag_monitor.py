@@ -1,4 +1,5 @@
-"""diag_monitor: a terminal view of /diagnostics, for machines without ros2cli.
+"""
+diag_monitor: a terminal view of /diagnostics, for machines without ros2cli.
 
     python -m hobot_npu_infer.tools.diag_monitor [--once] [--json] [--timeout S] [--period S]
                                                [--all] [--node NAME] [--ros-args ...]
@@ -12,7 +13,7 @@ their own; --all adds every other status (name, level and message).
 
 import sys
 
-from hobot_npu_infer.ros.stop_signals import STOP, catch_stop_signals, restore_signals
+from hobot_npu_infer.ros.stop_signals import catch_stop_signals, restore_signals, STOP
 
 if __name__ == '__main__':  # a signal during the slow imports below must not print a traceback
     catch_stop_signals()
@@ -24,16 +25,18 @@ import shutil  # noqa: E402
 import time  # noqa: E402
 from typing import Iterable, List, Optional  # noqa: E402
 
-import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from hobot_npu_infer.core.telemetry.diagnostics_view import (
+    DiagnosticsSnapshot,
+    entries_of,
+    render_table,  # noqa: E402
+)
+from hobot_npu_infer.ros.node_main import shut_down, write_exit_report  # noqa: E402
+import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from rclpy.utilities import remove_ros_args  # noqa: E402
-
-from hobot_npu_infer.core.telemetry.diagnostics_view import (DiagnosticsSnapshot, entries_of,
-                                                             render_table)  # noqa: E402
-from hobot_npu_infer.ros.node_main import shut_down, write_exit_report  # noqa: E402
 
 TOPIC = '/diagnostics'
 CLEAR = '\x1b[H\x1b[2J'

@@ -1,4 +1,5 @@
-"""lifecycle_ctl: ``ros2 lifecycle get/set`` for machines without ros2cli.
+"""
+lifecycle_ctl: ``ros2 lifecycle get/set`` for machines without ros2cli.
 
     python -m hobot_npu_infer.tools.lifecycle_ctl get /infer_node
     python -m hobot_npu_infer.tools.lifecycle_ctl set /infer_node TRANSITION
@@ -11,17 +12,16 @@ Prints what ros2 lifecycle prints: ``inactive [2]`` for get; ``Transitioning suc
 """
 
 import argparse
+from collections.abc import Callable, Iterable
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
-
-import rclpy
-from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.utilities import remove_ros_args
 
 from hobot_npu_infer.ros.node_main import shut_down
+from lifecycle_msgs.srv import ChangeState, GetState
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.utilities import remove_ros_args
 
 PROG = 'lifecycle_ctl'
 TRANSITIONS = ('configure', 'activate', 'deactivate', 'cleanup', 'shutdown')
@@ -36,7 +36,8 @@ def poll(future, timeout: float) -> bool:
 
 
 class LifecycleClient:
-    """The get_state and change_state services of one lifecycle node, from ``node``.
+    """
+    The get_state and change_state services of one lifecycle node, from ``node``.
 
     ``wait(future, timeout) -> bool`` waits for a reply: :func:`poll` when the node is spun
     elsewhere (the default), or an executor's ``spin_until_future_complete``.

@@ -1,4 +1,5 @@
-"""What a model file holds: ``python -m hobot_npu_infer.tools.model_info FILE_OR_NAME``.
+"""
+What a model file holds: ``python -m hobot_npu_infer.tools.model_info FILE_OR_NAME``.
 
 Lists every model in the file (packed NPU files hold several) with its inputs and outputs (name,
 shape, dtype, layout) and batch. With ``--heads``, an ONNX file is split into a trunk and those
@@ -9,11 +10,11 @@ import argparse
 import json
 from typing import Dict, List, Optional
 
-from hobot_npu_infer.tools.cli import run, size_argument
 from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.errors import ConfigError
-from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, compute_share, split_model
 from hobot_npu_infer.core.models.builtin_models import resolve_model
+from hobot_npu_infer.core.multi_head.graph_split import compute_share, HeadSpec, split_model
+from hobot_npu_infer.tools.cli import run, size_argument
 
 
 def parse_heads(text: str) -> List[HeadSpec]:

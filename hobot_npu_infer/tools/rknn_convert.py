@@ -1,4 +1,5 @@
-"""ONNX to .rknn for a Rockchip board: ``python -m hobot_npu_infer.tools.rknn_convert MODEL -o OUT.rknn``.
+"""
+ONNX to .rknn for a Rockchip board: ``python -m hobot_npu_infer.tools.rknn_convert MODEL -o OUT.rknn``.
 
 Builds with rknn-toolkit2 (fp16, or int8 calibrated on real images with ``--quantize --dataset``),
 at a fixed input size and a compiled batch (``rknn_batch_size``), writes the .rknn file, and runs
@@ -9,9 +10,9 @@ import argparse
 import os
 from typing import List, Optional
 
-from hobot_npu_infer.tools.cli import run
 from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.models.builtin_models import resolve_model
+from hobot_npu_infer.tools.cli import run
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

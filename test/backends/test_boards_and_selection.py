@@ -1,17 +1,17 @@
-"""Which board this is (from the kernel's files under a fake root), how busy its NPU is, which
-backend ``auto`` picks and why, backend options as text, RKNN core masks, and detection matching."""
+"""
+Which board this is (from the kernel's files under a fake root), how busy its NPU is, which
+backend ``auto`` picks and why, backend options as text, RKNN core masks, and detection matching.
+"""
 
-import numpy as np
-import pytest
-
-from hobot_npu_infer.core.backends import boards
-from hobot_npu_infer.core.backends import selection
+from hobot_npu_infer.core.backends import boards, selection
+from hobot_npu_infer.core.backends.boards import Board, bpu_load, detect_board, rockchip_npu_load
 from hobot_npu_infer.core.backends.onnxruntime_backend import OnnxRuntimeBackend
 from hobot_npu_infer.core.backends.rknn.backend import core_masks
-from hobot_npu_infer.core.backends.boards import Board, bpu_load, detect_board, rockchip_npu_load
 from hobot_npu_infer.core.detection import Detection
-from hobot_npu_infer.core.pipeline.detection_match import MatchCounts, iou_matrix, match_detections
 from hobot_npu_infer.core.errors import BackendError, ConfigError
+from hobot_npu_infer.core.pipeline.detection_match import iou_matrix, match_detections, MatchCounts
+import numpy as np
+import pytest
 
 COMPATIBLE = 'proc/device-tree/compatible'
 

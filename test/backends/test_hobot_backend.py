@@ -1,6 +1,8 @@
-"""The hobot backend (D-Robotics BPU) against a faithful fake of hobot_dnn.pyeasy_dnn's documented
+"""
+The hobot backend (D-Robotics BPU) against a faithful fake of hobot_dnn.pyeasy_dnn's documented
 interface (test/fake_pyeasy_dnn.py): tensor specs, de-quantisation, NV12 inputs, fixed batch,
-runtime pools, packed files as heads, and whole pipelines, all off the board."""
+runtime pools, packed files as heads, and whole pipelines, all off the board.
+"""
 
 import json
 import math
@@ -9,20 +11,23 @@ import types
 from types import SimpleNamespace
 
 import cv2
+from error_checks import raises_one_line
+import fake_pyeasy_dnn
+from hobot_npu_infer.core.backends import backend_names, create_backend
+from hobot_npu_infer.core.backends.tensors import NV12
+from hobot_npu_infer.core.errors import (
+    BackendError,
+    ConfigError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
+from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12
+from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
+from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+from hobot_npu_infer.core.streaming.offline import detect_files
+from hobot_npu_infer.ros.image_conversion import image_to_array
 import numpy as np
 import pytest
-
-import fake_pyeasy_dnn
-from error_checks import raises_one_line
-from hobot_npu_infer.core.backends import backend_names, create_backend
-from hobot_npu_infer.core.errors import (BackendError, ConfigError, ModelLoadError,
-                                         ModelNotFoundError)
-from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
-from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12
-from hobot_npu_infer.core.streaming.offline import detect_files
-from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
-from hobot_npu_infer.core.backends.tensors import NV12
-from hobot_npu_infer.ros.image_conversion import image_to_array
 
 # A white 8x8 square on black, 128x128: at the model's 64x64 it fills heatmap cell (row 4, col 6).
 SQUARE = (48, 32, 56, 40)  # x1 y1 x2 y2 in the image
@@ -65,9 +70,11 @@ def write(path, *models) -> str:
 
 
 def face_model(name='faces', batch=1, latency_ms=0) -> dict:
-    """CenterFace-shaped BPU model on a 64x64 NV12 input: the heatmap is the luma of each
+    """
+    CenterFace-shaped BPU model on a 64x64 NV12 input: the heatmap is the luma of each
     stride-4 cell (white 1.0, black 0.0) quantised to int8; box scale, offset and landmarks are
-    constants, two of them quantised as well."""
+    constants, two of them quantised as well.
+    """
     n = batch
     return model(name, [tensor('image', 'NV12', (n, 3, 64, 64))], [
         tensor('heatmap', 'int8', (n, 1, 16, 16), scale=[1 / 127], op={

@@ -1,24 +1,24 @@
-"""infer_node with ``backend: hobot`` over real DDS, on the fake BPU runtime
+"""
+infer_node with ``backend: hobot`` over real DDS, on the fake BPU runtime
 (test/fake_pyeasy_dnn.py) imported in the node's own process as ``hobot_dnn.pyeasy_dnn``: camera
 nv12 at the model size reaches the BPU byte for byte and comes back as the known face; a packed
 file's two models serve as two heads; /diagnostics describes the model; a bad backend option
-stops the node with one line."""
+stops the node with one line.
+"""
 
 import hashlib
 import json
 import os
 
 import cv2
-import numpy as np
-import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray, String
-
 from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_to_bgr
 from hobot_npu_infer.ros.qos import image_qos
-
-from ros_harness import Listener, RosProcess, newest_status
+import numpy as np
+import pytest
+from ros_harness import Listener, newest_status, RosProcess
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray, String
 from test_hobot_backend import FACE_BOX, face_model, model, tensor, write
 
 TEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # test/: the fakes
@@ -64,8 +64,10 @@ def fake_runtime_env(directory, log_path) -> dict:
 
 
 def at_size(spec: dict, width: int = W, height: int = H) -> dict:
-    """A fake model spec of test_hobot_backend with its image input at ``width`` x ``height``
-    and its stride-4 output maps resized to match."""
+    """
+    A fake model spec of test_hobot_backend with its image input at ``width`` x ``height``
+    and its stride-4 output maps resized to match.
+    """
     spec = json.loads(json.dumps(spec))
     for t in spec['inputs']:
         t['shape'][2:] = [height, width]
@@ -82,8 +84,10 @@ def brightness_model() -> dict:
 
 
 def camera_image() -> np.ndarray:
-    """Dark colour noise (luma well under the face threshold) with one white 4x4 square that
-    fills heatmap cell CELL exactly."""
+    """
+    Dark colour noise (luma well under the face threshold) with one white 4x4 square that
+    fills heatmap cell CELL exactly.
+    """
     image = np.random.default_rng(7).integers(0, 101, (H, W, 3), np.uint8)
     c, r = CELL
     image[4 * r:4 * r + 4, 4 * c:4 * c + 4] = 255
@@ -91,8 +95,10 @@ def camera_image() -> np.ndarray:
 
 
 def known_box():
-    """test_hobot_backend's face box in its 64x64 model (heatmap cell column 6, row 4), moved
-    to CELL: the model runs at the camera size, so it is the box in the image as well."""
+    """
+    test_hobot_backend's face box in its 64x64 model (heatmap cell column 6, row 4), moved
+    to CELL: the model runs at the camera size, so it is the box in the image as well.
+    """
     dx, dy = 4 * (CELL[0] - 6), 4 * (CELL[1] - 4)
     x1, y1, x2, y2 = (v / 2 for v in FACE_BOX)
     return (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
@@ -136,8 +142,10 @@ DETECTIONS = f'{CAM}/detections'
 
 @pytest.fixture(scope='module')
 def hobot_node(tmp_path_factory, scene):
-    """infer_node on a one-model fake .bin (CenterFace-shaped, NV12 320x256, priority 7) fed
-    nv12 frames at the model size by image_source."""
+    """
+    infer_node on a one-model fake .bin (CenterFace-shaped, NV12 320x256, priority 7) fed
+    nv12 frames at the model size by image_source.
+    """
     directory = tmp_path_factory.mktemp('hobot_node')
     image_path, _ = scene
     model_file = write(directory / 'faces.bin', at_size(face_model('faces')))

@@ -1,25 +1,26 @@
-"""The rknn backend's board path (rknnlite) against a faithful fake of rknn-toolkit-lite2's
+"""
+The rknn backend's board path (rknnlite) against a faithful fake of rknn-toolkit-lite2's
 documented interface (test/fake_rknnlite.py), on a real .rknn file built once by the simulator;
-and the backend's one-line errors where rknnlite is absent, as on this machine."""
+and the backend's one-line errors where rknnlite is absent, as on this machine.
+"""
 
 import json
 import os
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-
-import fake_rknnlite
+from conftest import REPO
 from error_checks import raises_one_line
+import fake_rknnlite
 from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.backends.rknn.model_file import read_rknn_tensors
 from hobot_npu_infer.core.backends.rknn.simulator import PYTHON_ENV
 from hobot_npu_infer.core.errors import BackendError, ModelLoadError, ModelNotFoundError
 from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+import numpy as np
+import pytest
 
-from conftest import REPO
 OUTPUTS = [('537', 1), ('538', 2), ('539', 2), ('540', 10)]  # CenterFace's heads, channels
 COMPATIBLE = {'rk3588': b'radxa,rock-5b\0rockchip,rk3588\0',
               'rk3576': b'rockchip,rk3576-evb1-v10\0rockchip,rk3576\0',
@@ -55,8 +56,10 @@ def rknn_model(tmp_path_factory, model_cache):
 
 @pytest.fixture
 def lite(tmp_path, monkeypatch):
-    """The fake importable as ``rknnlite.api`` from a package on sys.path, so find_spec sees it
-    as the backend checks it."""
+    """
+    The fake importable as ``rknnlite.api`` from a package on sys.path, so find_spec sees it
+    as the backend checks it.
+    """
     package = tmp_path / 'site' / 'rknnlite'
     package.mkdir(parents=True)
     (package / '__init__.py').write_text('')

@@ -1,5 +1,7 @@
-"""infer_node end to end with ``backend: rknn`` in the rknn-toolkit2 simulator, over real DDS:
-two cameras batched into one compiled batch of 2, detections and diagnostics as on a board."""
+"""
+infer_node end to end with ``backend: rknn`` in the rknn-toolkit2 simulator, over real DDS:
+two cameras batched into one compiled batch of 2, detections and diagnostics as on a board.
+"""
 
 import json
 

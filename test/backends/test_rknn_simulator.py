@@ -1,15 +1,16 @@
-"""The rknn backend against the real rknn-toolkit2 simulator (in .venv-rknn, behind a pipe):
-CenterFace fixed to 320x320, built for RK3588 in fp16 and int8, at batch 1 and batch 4."""
-
-import numpy as np
-import pytest
+"""
+The rknn backend against the real rknn-toolkit2 simulator (in .venv-rknn, behind a pipe):
+CenterFace fixed to 320x320, built for RK3588 in fp16 and int8, at batch 1 and batch 4.
+"""
 
 from hobot_npu_infer.core.backends import create_backend
-from hobot_npu_infer.core.pipeline.detection_match import iou_matrix
 from hobot_npu_infer.core.errors import BackendError, ImageError, ModelLoadError
-from hobot_npu_infer.core.models.builtin_models import resolve_model
-from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
 from hobot_npu_infer.core.imaging.sample_images import load_sample
+from hobot_npu_infer.core.models.builtin_models import resolve_model
+from hobot_npu_infer.core.pipeline.detection_match import iou_matrix
+from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+import numpy as np
+import pytest
 
 SIZE = (320, 320)
 HEATMAP = '537'  # CenterFace's face-score output; the others regress sizes and offsets
@@ -63,10 +64,12 @@ def test_centerface_is_built_for_rk3588_at_one_size_and_batch(built, precision, 
 
 @pytest.mark.parametrize('batch', [1, 4])
 def test_fp_outputs_match_onnx_runtime(built, reference, images, batch):
-    """RK3588's NPU computes in fp16 (its compiler refuses float32), so exact agreement is not
+    """
+    RK3588's NPU computes in fp16 (its compiler refuses float32), so exact agreement is not
     possible: the face score matches within 1e-3 on astronaut (measured 8.7e-4) and 5e-3 on
     every photo (2.6e-3 on camera); the log-size, offset and landmark regressions within 0.1
-    (measured at most 0.075, on camera)."""
+    (measured at most 0.075, on camera).
+    """
     pipeline = built['fp', batch]
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
@@ -130,8 +133,10 @@ def test_int8_calibration_needs_real_images(rknn_simulator, model_cache, tmp_pat
 
 
 def test_packed_heads_split_from_centerface_run_on_the_npu(rknn_simulator, reference, images):
-    """A trunk and two heads, each built for the NPU: the heads read the trunk's features (float
-    NCHW, at the shapes the trunk was built with), the faces head finds the astronaut."""
+    """
+    A trunk and two heads, each built for the NPU: the heads read the trunk's features (float
+    NCHW, at the shapes the trunk was built with), the faces head finds the astronaut.
+    """
     from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
     heads = [HeadConfig('faces', ['537', '538', '539'], decoder='centerface',
                         class_names=['face']), HeadConfig('landmarks', ['540'])]

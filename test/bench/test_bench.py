@@ -4,11 +4,9 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from hobot_npu_infer.bench.batch_bench import expand_braces
-
 from conftest import REPO
+from hobot_npu_infer.bench.batch_bench import expand_braces
+import pytest
 
 
 def bench(*args, timeout=600):

@@ -1,11 +1,14 @@
 """What the benchmarks read of /diagnostics: the newest input statuses of the node they run."""
 
 from builtin_interfaces.msg import Time
-
 from hobot_npu_infer.bench.node_bench import stage_p50s
 from hobot_npu_infer.bench.soak_bench import dropped
-from hobot_npu_infer.core.telemetry.health_reports import (STAGES, HealthThresholds, ModelStats,
-                                                           SourceStats)
+from hobot_npu_infer.core.telemetry.health_reports import (
+    HealthThresholds,
+    ModelStats,
+    SourceStats,
+    STAGES,
+)
 from hobot_npu_infer.core.telemetry.status_names import input_status, model_status
 from hobot_npu_infer.ros.diagnostics import to_array
 

@@ -1,17 +1,17 @@
-"""The multi-head benchmark's synthetic model splits exactly, and the command reports every
-mode (its numbers are not asserted)."""
+"""
+The multi-head benchmark's synthetic model splits exactly, and the command reports every
+mode (its numbers are not asserted).
+"""
 
 import json
 import subprocess
 import sys
 
+from conftest import REPO
+from hobot_npu_infer.bench.head_bench import RATES, SIZE, synthetic_model
+from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, split_model, verify_split
 import numpy as np
 import onnx
-
-from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, split_model, verify_split
-from hobot_npu_infer.bench.head_bench import RATES, SIZE, synthetic_model
-
-from conftest import REPO
 
 
 def test_synthetic_model_is_reproducible_and_splits_exactly(tmp_path):

@@ -1,5 +1,7 @@
-"""The soak benchmark runs end to end and reports memory, output age and drops (its numbers
-are not asserted)."""
+"""
+The soak benchmark runs end to end and reports memory, output age and drops (its numbers
+are not asserted).
+"""
 
 import json
 import subprocess

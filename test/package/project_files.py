@@ -1,5 +1,7 @@
-"""What the package tests read from the project's own files: setup.py's commands, the docs'
-code blocks, and each command's --help (run once per command and kept)."""
+"""
+What the package tests read from the project's own files: setup.py's commands, the docs'
+code blocks, and each command's --help (run once per command and kept).
+"""
 
 import ast
 import functools
@@ -100,9 +102,11 @@ def commands(line):
 
 
 def invocation(tokens):
-    """(command name, its arguments) when the tokens run one of the package's commands:
+    """
+    (command name, its arguments) when the tokens run one of the package's commands:
     ``python -m hobot_npu_infer.X``, ``.venv/bin/NAME``, ``ros2 run hobot_npu_infer NAME`` or
-    ``NAME``; the command is a module name or a console script name. None otherwise."""
+    ``NAME``; the command is a module name or a console script name. None otherwise.
+    """
     first = tokens[0]
     if os.path.basename(first).startswith('python') and tokens[1:2] == ['-m'] and \
             len(tokens) > 2 and tokens[2].startswith(PACKAGE):
@@ -117,9 +121,11 @@ def invocation(tokens):
 
 
 def run(argv, timeout=60):
-    """Run a command from the repository; (exit code, stdout + stderr), or (None, its output)
+    """
+    Run a command from the repository; (exit code, stdout + stderr), or (None, its output)
     when it did not end within ``timeout`` seconds: it is then stopped with SIGINT, as a user
-    would, and killed only if that does not end it."""
+    would, and killed only if that does not end it.
+    """
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, text=True)
     try:

@@ -1,16 +1,24 @@
-"""Every user command is a console script (`ros2 run hobot_npu_infer NAME`, .venv/bin/NAME) and a
-`python -m` module; both answer --help with a usage, and a user's mistake with one line."""
+"""
+Every user command is a console script (`ros2 run hobot_npu_infer NAME`, .venv/bin/NAME) and a
+`python -m` module; both answer --help with a usage, and a user's mistake with one line.
+"""
 
 import ast
 import os
 import re
 import sys
 
-import pytest
-
 from conftest import REPO
-from project_files import (BIN, PACKAGE, ROS_NODES, console_scripts, module_path,
-                           package_modules, run)
+from project_files import (
+    BIN,
+    console_scripts,
+    module_path,
+    PACKAGE,
+    package_modules,
+    ROS_NODES,
+    run,
+)
+import pytest
 
 COMMANDS = {
     'infer_node': 'ros.infer_node',

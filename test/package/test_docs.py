@@ -1,17 +1,29 @@
-"""README.md and docs/ checked against the code, so they cannot drift: the module tree, the
+"""
+README.md and docs/ checked against the code, so they cannot drift: the module tree, the
 parameter tables, every command, option, launch argument and parameter shown in a shell block,
-every `python -m`, every link and every file path named."""
+every `python -m`, every link and every file path named.
+"""
 
 import os
 import re
 import shlex
 
-import pytest
-
 from conftest import REPO
-from project_files import (PACKAGE, ROS_NODES, code_blocks, commands, console_scripts,
-                           help_text, invocation, markdown_files, module_path, package_modules,
-                           read, shell_lines)
+from project_files import (
+    code_blocks,
+    commands,
+    console_scripts,
+    help_text,
+    invocation,
+    markdown_files,
+    module_path,
+    PACKAGE,
+    package_modules,
+    read,
+    ROS_NODES,
+    shell_lines,
+)
+import pytest
 from test_package_layout import run_launch_file
 
 LAYOUT_PAGE = 'docs/layout.md'
@@ -22,8 +34,10 @@ PACKAGE_FOLDERS = ('core', 'ros', 'tools', 'bench')
 
 
 def tree_entries(block):
-    """The paths of an indented tree block (two spaces per level, folders end in /), each with
-    whether its line also describes it."""
+    """
+    The paths of an indented tree block (two spaces per level, folders end in /), each with
+    whether its line also describes it.
+    """
     stack, entries = [], []
     for line in block.splitlines():
         if not line.strip():
@@ -106,7 +120,7 @@ def expected_rows(specs, rename=lambda name: name):
 
 def test_parameter_tables_match_the_code():
     from hobot_npu_infer.ros import image_source
-    from hobot_npu_infer.ros.infer_parameters import PARAMETERS, head_parameters
+    from hobot_npu_infer.ros.infer_parameters import head_parameters, PARAMETERS
     text = read(PARAMETERS_PAGE)
     assert table_rows(text, 'infer_node and infer_lifecycle_node') == expected_rows(PARAMETERS)
     heads = expected_rows(head_parameters('NAME'), lambda n: n.replace('NAME', '<name>'))
@@ -117,7 +131,7 @@ def test_parameter_tables_match_the_code():
 def node_parameters(name):
     """The parameter names a node executable declares; heads.<any>.<x> as a pattern."""
     from hobot_npu_infer.ros import image_source
-    from hobot_npu_infer.ros.infer_parameters import PARAMETERS, head_parameters
+    from hobot_npu_infer.ros.infer_parameters import head_parameters, PARAMETERS
     if name == 'image_source':
         return {p.name for p in image_source.PARAMETERS}, None
     suffixes = '|'.join(p.name.split('.', 2)[2] for p in head_parameters('x'))

@@ -7,11 +7,10 @@ import subprocess
 import sys
 import types
 
-import pytest
-import yaml
-
 from conftest import REPO
 from project_files import console_scripts as entry_points
+import pytest
+import yaml
 
 PACKAGE = 'hobot_npu_infer'
 LAUNCH_ARGUMENTS = f'{PACKAGE}.ros.launch_arguments'
@@ -101,8 +100,10 @@ def imported_top_level_modules(folder):
 
 
 def ros_packages(modules):
-    """The ROS packages among imported modules: those installed from a ROS wheel (ros-*), and
-    launch, launch_ros and message packages, which may be missing from the pip environment."""
+    """
+    The ROS packages among imported modules: those installed from a ROS wheel (ros-*), and
+    launch, launch_ros and message packages, which may be missing from the pip environment.
+    """
     from importlib.metadata import packages_distributions
     distributions = packages_distributions()
     return {m for m in modules
@@ -140,8 +141,10 @@ def stand_ins(*names):
 
 
 def run_launch_file(monkeypatch, name):
-    """launch and launch_ros are not installable here: the file runs against stand-ins with
-    the same names, which is enough to check what it starts and with which arguments."""
+    """
+    launch and launch_ros are not installable here: the file runs against stand-ins with
+    the same names, which is enough to check what it starts and with which arguments.
+    """
     modules = {
         'launch': stand_ins('LaunchDescription'),
         'launch.actions': stand_ins('DeclareLaunchArgument', 'IncludeLaunchDescription',

@@ -1,4 +1,5 @@
-"""Detections as messages: the JSON fallback (real std_msgs) and vision_msgs.
+"""
+Detections as messages: the JSON fallback (real std_msgs) and vision_msgs.
 
 vision_msgs cannot be installed in the pip environment, so its path runs against a stand-in
 module with the message fields of vision_msgs 4 (Humble, Jazzy): Detection2DArray,
@@ -9,12 +10,11 @@ VisionClass.
 import json
 import types
 
-import pytest
-from std_msgs.msg import Header, String
-
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.ros import detection_msgs
+import pytest
+from std_msgs.msg import Header, String
 
 
 def fake_vision_msgs():

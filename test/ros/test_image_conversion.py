@@ -7,22 +7,25 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-import cv2
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
-
 from conftest import BLOCK_ROS, REPO
+import cv2
 from error_checks import raises_one_line
 from hobot_npu_infer.core.errors import ImageError, InferError
 from hobot_npu_infer.ros import image_conversion as ic
-from hobot_npu_infer.ros.image_conversion import (ERROR_CAUSES, SUPPORTED_ENCODINGS,
-                                                  ImageConversionError, array_to_compressed_msg,
-                                                  array_to_image_msg, compressed_to_array,
-                                                  image_to_array)
+from hobot_npu_infer.ros.image_conversion import (
+    array_to_compressed_msg,
+    array_to_image_msg,
+    compressed_to_array,
+    ERROR_CAUSES,
+    image_to_array,
+    ImageConversionError,
+    SUPPORTED_ENCODINGS,
+)
+from hypothesis import given, HealthCheck, settings, strategies as st
+import numpy as np
+import pytest
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 EXACT = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
 YUV = ('yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv', 'nv12')
@@ -73,7 +76,8 @@ def expected_view(image_bgr, encoding):
 
 
 def conversion_error(cause, convert, *args, **kwargs):
-    """The text of the error ``convert`` raises, checked to be one line naming ``cause``.
+    """
+    The text of the error ``convert`` raises, checked to be one line naming ``cause``.
 
     Every kind of bad input is checked the same way, so the check is written once.
     """

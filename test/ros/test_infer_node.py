@@ -1,24 +1,24 @@
-"""infer_node across real processes and real DDS: detections, diagnostics, compressed input,
-bad input on one topic while another keeps working, parameters at runtime."""
+"""
+infer_node across real processes and real DDS: detections, diagnostics, compressed input,
+bad input on one topic while another keeps working, parameters at runtime.
+"""
 
 import json
 import re
 
+from diagnostic_msgs.msg import DiagnosticArray
+from hobot_npu_infer.core.imaging.sample_images import load_sample
+from hobot_npu_infer.core.telemetry.health_reports import stage_key, STAGES, SUMMARY_FIELDS
+from hobot_npu_infer.ros.diagnostics import level_of
+from hobot_npu_infer.ros.image_conversion import image_to_array
+from hobot_npu_infer.ros.qos import image_qos
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from ros_harness import Listener, newest_status, published_frame_ids, RosProcess, stamp_key
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-
-from hobot_npu_infer.core.telemetry.health_reports import STAGES, SUMMARY_FIELDS, stage_key
-from hobot_npu_infer.core.imaging.sample_images import load_sample
-from hobot_npu_infer.ros.image_conversion import image_to_array
-from hobot_npu_infer.ros.diagnostics import level_of
-from hobot_npu_infer.ros.qos import image_qos
-
-from ros_harness import Listener, RosProcess, newest_status, published_frame_ids, stamp_key
 
 CAM, COMP, BAD = '/itest/cam/image_raw', '/itest/comp/image_raw', '/itest/bad/image_raw'
 QOS = '/itest/qos/image_raw'
@@ -196,8 +196,10 @@ def test_runtime_parameter_changes_are_validated_and_applied(system):
 
 
 def test_an_incompatible_publisher_is_named_in_a_warning(system):
-    """A best-effort camera and a reliable subscription never match: silent no-output, unless
-    the node says why."""
+    """
+    A best-effort camera and a reliable subscription never match: silent no-output, unless
+    the node says why.
+    """
     listener, node = system
     listener.publisher(Image, QOS, image_qos('best_effort', 1))
 

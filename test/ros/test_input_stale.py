@@ -1,14 +1,15 @@
-"""A camera that goes away: its input's /diagnostics status turns STALE (level 3) once nothing
+"""
+A camera that goes away: its input's /diagnostics status turns STALE (level 3) once nothing
 arrived for stale_timeout_s, and the infer node keeps running. Over real DDS, for both
-executables."""
+executables.
+"""
 
-import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_harness import INFER_EXECUTABLES, Listener, RosProcess, newest_status, start_infer
-from std_msgs.msg import String
-
 from hobot_npu_infer.core.telemetry.health_reports import Level
 from hobot_npu_infer.ros.diagnostics import level_of
+import pytest
+from ros_harness import INFER_EXECUTABLES, Listener, newest_status, RosProcess, start_infer
+from std_msgs.msg import String
 
 
 @pytest.mark.parametrize('executable', INFER_EXECUTABLES)

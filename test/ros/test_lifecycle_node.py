@@ -1,4 +1,5 @@
-"""infer_lifecycle_node: every transition requested over real DDS through the lifecycle services.
+"""
+infer_lifecycle_node: every transition requested over real DDS through the lifecycle services.
 
 Most tests run the node in this process (a context and executor of its own) so they can check
 what is loaded, and drive it from the listener's client node over DDS; the last ones run the
@@ -16,28 +17,21 @@ import threading
 import time
 import weakref
 
-import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from ros_harness import (
-    LifecycleClient,
-    Listener,
-    RosProcess,
-    child_environment,
-    set_parameter,
-)
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
-
-from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.imaging.sample_images import load_sample
+from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.ros.diagnostics import level_of
 from hobot_npu_infer.ros.image_conversion import array_to_image_msg
 from hobot_npu_infer.ros.infer_lifecycle_node import InferLifecycleNode
 from hobot_npu_infer.ros.node_main import shut_down
 from hobot_npu_infer.ros.qos import image_qos
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from ros_harness import child_environment, LifecycleClient, Listener, RosProcess, set_parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 ASTRONAUT_FACE = (182, 58, 270, 178)
 RUNNER_THREADS = ('prepare', 'infer')
@@ -46,8 +40,11 @@ SERIAL = itertools.count()
 
 @dataclasses.dataclass
 class Setup:
-    """One test's node name and topics: new for every test, so nothing a previous test's
-    participant still announces on the graph can answer for them."""
+    """
+    One test's node name and topics: new for every test, so nothing a previous test's
+    participant still announces on the graph can answer for them.
+    """
+
     name: str
 
     @property
@@ -258,8 +255,10 @@ def test_an_error_in_a_transition_releases_everything_and_returns_to_unconfigure
 
 
 def test_executable_configure_failure_is_one_line_and_a_fixed_model_then_serves(tmp_path, setup):
-    """The console executable: a missing model file fails configure with one log line and
-    leaves the node unconfigured; pointing it at the file makes configure succeed."""
+    """
+    The console executable: a missing model file fails configure with one log line and
+    leaves the node unconfigured; pointing it at the file makes configure succeed.
+    """
     model_file = tmp_path / 'face.onnx'
     listener = Listener('lifecycle_exe_listener')
     node = None

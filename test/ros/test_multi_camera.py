@@ -1,21 +1,21 @@
-"""One infer_node serving several cameras over real DDS: batched results reach their own
-topics with their own stamps, and a fixed-batch model pads and reports it."""
+"""
+One infer_node serving several cameras over real DDS: batched results reach their own
+topics with their own stamps, and a fixed-batch model pads and reports it.
+"""
 
 import json
 
 import cv2
-import numpy as np
-import onnx
-import pytest
-from onnx.tools.update_model_dims import update_inputs_outputs_dims
-from sensor_msgs.msg import Image
-
+from hobot_npu_infer.core.imaging.sample_images import load_sample
 from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
-from hobot_npu_infer.core.imaging.sample_images import load_sample
 from hobot_npu_infer.ros.qos import image_qos
-
+import numpy as np
+import onnx
+from onnx.tools.update_model_dims import update_inputs_outputs_dims
+import pytest
 from ros_harness import cameras_into_infer_node, newest_values, published_frame_ids, stamp_key
+from sensor_msgs.msg import Image
 
 TOPICS = [f'/multi/cam{i}/image_raw' for i in range(4)]
 

@@ -1,15 +1,16 @@
-"""infer_node with a packed model over real DDS: CenterFace split into a faces head and a
-landmarks head, each on its own topic at its own rate, changed and disabled at runtime."""
+"""
+infer_node with a packed model over real DDS: CenterFace split into a faces head and a
+landmarks head, each on its own topic at its own rate, changed and disabled at runtime.
+"""
 
 import json
 
-import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from std_msgs.msg import Float32MultiArray, String
-
 from ros_harness import Listener, RosProcess
+from std_msgs.msg import Float32MultiArray, String
 
 CAM = '/heads/image_raw'
 FACES, LANDMARKS = f'{CAM}/faces/detections', f'{CAM}/landmarks/tensor_0'

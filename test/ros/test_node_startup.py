@@ -1,5 +1,7 @@
-"""Nodes refuse bad parameters at start-up with one line, and every executable stops cleanly on
-SIGINT and SIGTERM."""
+"""
+Nodes refuse bad parameters at start-up with one line, and every executable stops cleanly on
+SIGINT and SIGTERM.
+"""
 
 import json
 import os
@@ -7,16 +9,14 @@ import signal
 import subprocess
 import sys
 
-import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
-
+from hobot_npu_infer.bench.processes import executable_module
 from hobot_npu_infer.ros.node_main import EXIT_REPORT
 from hobot_npu_infer.ros.qos import image_qos
-from hobot_npu_infer.bench.processes import executable_module
-
-from ros_harness import Listener, RosProcess, child_environment, ros_value, start_infer
+import pytest
+from ros_harness import child_environment, Listener, ros_value, RosProcess, start_infer
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 SHM = '/dev/shm'
 
@@ -88,8 +88,10 @@ class Started:
 
 
 def busy_infer(executable):
-    """An infer node under test, fed by image_source; busy once detections flow (so the
-    inference threads are running at the signal)."""
+    """
+    An infer node under test, fed by image_source; busy once detections flow (so the
+    inference threads are running at the signal).
+    """
     def scenario(started, listener):
         listener.subscribe(String, f'{STOP_CAM}/detections')
         started.add(executable, start_infer(
@@ -126,8 +128,10 @@ SCENARIOS = {'infer_node': busy_infer('infer_node'),
 @pytest.mark.parametrize('sig', SIGNALS)
 @pytest.mark.parametrize('executable', SCENARIOS)
 def test_every_node_stops_cleanly_on_signals(tmp_path, executable, sig):
-    """Stopped while busy: exit 0 (no abort), no traceback, no thread left but the main one,
-    and the Fast DDS shared-memory files the processes created are gone."""
+    """
+    Stopped while busy: exit 0 (no abort), no traceback, no thread left but the main one,
+    and the Fast DDS shared-memory files the processes created are gone.
+    """
     shm_before = set(os.listdir(SHM))
     started = Started(tmp_path)
     listener = Listener('startup_listener')
@@ -161,8 +165,10 @@ def test_every_node_stops_cleanly_on_signals(tmp_path, executable, sig):
 
 
 def own_shm_segments(pid):
-    """The Fast DDS shared-memory segments (and data-sharing pools) a process has mapped,
-    except the per-port ones that every participant on the machine shares."""
+    """
+    The Fast DDS shared-memory segments (and data-sharing pools) a process has mapped,
+    except the per-port ones that every participant on the machine shares.
+    """
     with open(f'/proc/{pid}/maps') as f:
         paths = {line.split()[-1] for line in f
                  if f'{SHM}/fastrtps_' in line or f'{SHM}/fast_datasharing' in line}
@@ -170,9 +176,11 @@ def own_shm_segments(pid):
 
 
 def test_infer_node_stopped_again_and_again_never_crashes(tmp_path):
-    """Six busy stops in a row, both signals: every one exits 0. (rclpy's own signal thread
+    """
+    Six busy stops in a row, both signals: every one exits 0. (rclpy's own signal thread
     was seen to crash stops under load, SIGSEGV in rcl_trigger_guard_condition; stops are now
-    a flag the spin loop reads, see ros/stop_signals.py.)"""
+    a flag the spin loop reads, see ros/stop_signals.py.)
+    """
     listener = Listener('repeat_listener')
     camera = RosProcess('image_source', {'topics': [STOP_CAM], 'rate_hz': 20.0},
                         log_path=str(tmp_path / 'camera.log'))

@@ -1,20 +1,21 @@
-"""The compare command on the real CenterFace model and real photos: a backend against itself
-matches exactly; int8 in the rknn-toolkit2 simulator keeps the faces; one-line errors."""
+"""
+The compare command on the real CenterFace model and real photos: a backend against itself
+matches exactly; int8 in the rknn-toolkit2 simulator keeps the faces; one-line errors.
+"""
 
 import contextlib
 import io
 import json
 import os
 
+from conftest import REPO
 import cv2
-import pytest
-
-from hobot_npu_infer.tools import compare
-from hobot_npu_infer.tools.cli import run
 from hobot_npu_infer.core.backends.rknn.simulator import PYTHON_ENV
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+from hobot_npu_infer.tools import compare
+from hobot_npu_infer.tools.cli import run
+import pytest
 
-from conftest import REPO
 THRESHOLDS = [0.3, 0.5, 0.7]
 OUTPUTS = ['537', '538', '539', '540']
 
@@ -79,8 +80,10 @@ def test_no_images_is_one_line_exit_2(tmp_path, capsys):
 
 @pytest.fixture(scope='module')
 def int8_report(photos, tmp_path_factory, model_cache):
-    """One compare run of CenterFace built int8 for RK3588 (calibrated on the three photos)
-    against ONNX Runtime, both at 320x256: the size --input-size gives the rknn build as well."""
+    """
+    One compare run of CenterFace built int8 for RK3588 (calibrated on the three photos)
+    against ONNX Runtime, both at 320x256: the size --input-size gives the rknn build as well.
+    """
     python = os.environ.get(PYTHON_ENV) or os.path.join(REPO, '.venv-rknn', 'bin', 'python')
     if not os.access(python, os.X_OK):
         pytest.skip('rknn-toolkit2 simulator not installed (make rknn-sim)')

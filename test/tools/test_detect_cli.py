@@ -5,10 +5,9 @@ import os
 import subprocess
 import sys
 
+from conftest import REPO
 import cv2
 import pytest
-
-from conftest import REPO
 
 ASTRONAUT_FACE = (182, 58, 270, 178)
 

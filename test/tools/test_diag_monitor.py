@@ -7,20 +7,37 @@ import sys
 import threading
 import time
 
+from conftest import REPO
+from hobot_npu_infer.core.telemetry.diagnostics_view import (
+    DiagnosticsSnapshot,
+    entries_of,
+    HeadRow,
+    InputRow,
+    ModelRow,
+    OtherRow,
+    render_table,
+    snapshot_of,
+    StatusEntry,
+)
+from hobot_npu_infer.core.telemetry.health_reports import (
+    HEAD_STAGES,
+    HealthThresholds,
+    Level,
+    ModelStats,
+    SourceStats,
+    STAGES,
+    StatusReport,
+    SUMMARY_FIELDS,
+)
+from hobot_npu_infer.core.telemetry.status_names import (
+    head_status,
+    input_status,
+    model_status,
+    parse_status_name,
+    StatusName,
+)
 import numpy as np
 import pytest
-
-from hobot_npu_infer.core.telemetry.diagnostics_view import (DiagnosticsSnapshot, HeadRow,
-                                                             InputRow, ModelRow, OtherRow,
-                                                             StatusEntry, entries_of,
-                                                             render_table, snapshot_of)
-from hobot_npu_infer.core.telemetry.health_reports import (HEAD_STAGES, STAGES, SUMMARY_FIELDS,
-                                                           HealthThresholds, Level, ModelStats,
-                                                           SourceStats, StatusReport)
-from hobot_npu_infer.core.telemetry.status_names import (StatusName, head_status, input_status,
-                                                         model_status, parse_status_name)
-
-from conftest import REPO
 
 TOPIC = '/camera/front/image_raw'
 STAGE_MS = {'e2e': 20.0, 'queue_wait': 1.0, 'preprocess': 3.0, 'inference': 10.0,
@@ -67,8 +84,10 @@ HEAD_MS = {'faces': (4.0, 1.0), 'landmarks': (6.0, 0.5)}  # inference, postproce
 
 
 def head_reports(node='infer_heads', topic=TOPIC):
-    """Real head statuses, as the node's HeadOutputs writes them: ``faces`` at 10 Hz with a
-    few frames' latencies, ``landmarks`` disabled."""
+    """
+    Real head statuses, as the node's HeadOutputs writes them: ``faces`` at 10 Hz with a
+    few frames' latencies, ``landmarks`` disabled.
+    """
     from hobot_npu_infer.core.multi_head.head_scheduler import HeadStats
     from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, HeadOutput
     from hobot_npu_infer.ros.head_outputs import HeadOutputs

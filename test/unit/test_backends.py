@@ -2,14 +2,17 @@
 
 from types import SimpleNamespace
 
+from hobot_npu_infer.core.backends import backend_names, create_backend, select_model
+from hobot_npu_infer.core.errors import (
+    BackendError,
+    ConfigError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
 import numpy as np
 import onnx
+from onnx import helper, TensorProto
 import pytest
-from onnx import TensorProto, helper
-
-from hobot_npu_infer.core.backends import backend_names, create_backend, select_model
-from hobot_npu_infer.core.errors import (BackendError, ConfigError, ModelLoadError,
-                                         ModelNotFoundError)
 
 
 def tiny_model(path, batch=None):

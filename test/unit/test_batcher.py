@@ -1,14 +1,12 @@
 """FrameBatcher: newest frame per source only, distinct sources per take, round-robin, close()."""
 
+from collections import Counter
 import threading
 import time
-from collections import Counter
-
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
+from hypothesis import given, settings, strategies as st
+import pytest
 
 TIMEOUT = 10.0  # only ever reached by a broken test
 SOURCES = ['a', 'b', 'c']
@@ -164,8 +162,10 @@ OPERATIONS = st.lists(st.one_of(st.tuples(st.just('put'), st.integers(0, 3)),
 @settings(max_examples=300, deadline=None, database=None)
 @given(OPERATIONS)
 def test_model_newest_frame_distinct_sources_and_bounded_wait(operations):
-    """Against a plain model: put's return, the newest payload, and every pending source served
-    within as many takes as there are sources."""
+    """
+    Against a plain model: put's return, the newest payload, and every pending source served
+    within as many takes as there are sources.
+    """
     sources = ['s0', 's1', 's2', 's3']
     slots = FrameBatcher(sources)
     pending = {}  # source -> newest payload not yet taken

@@ -1,24 +1,24 @@
-"""Cross-camera batching in the core: batch formation, delay bound, padding, the runtime pool,
-per-source order, the second-stage crop model and offline batches of files."""
+"""
+Cross-camera batching in the core: batch formation, delay bound, padding, the runtime pool,
+per-source order, the second-stage crop model and offline batches of files.
+"""
 
 import threading
 import time
 
 import cv2
+from hobot_npu_infer.core.backends.tensors import BatchCapability
+from hobot_npu_infer.core.imaging.sample_images import load_sample
+from hobot_npu_infer.core.pipeline.crop_stage import crop_box, CropConfig
+from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
+from hobot_npu_infer.core.streaming.offline import detect_files
+from hobot_npu_infer.core.telemetry.health_reports import ModelStats
 import numpy as np
 import onnx
+from onnx import helper, TensorProto
 import pytest
-from onnx import TensorProto, helper
-
-from hobot_npu_infer.core.pipeline.crop_stage import CropConfig, crop_box
-from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
-from hobot_npu_infer.core.telemetry.health_reports import ModelStats
-from hobot_npu_infer.core.streaming.offline import detect_files
-from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
-from hobot_npu_infer.core.imaging.sample_images import load_sample
-from hobot_npu_infer.core.backends.tensors import BatchCapability
-
-from stream_harness import FakeModel, check_result, make_harness  # noqa: F401 (fixture)
+from stream_harness import check_result, FakeModel, make_harness  # noqa: F401 (fixture)
 
 
 def test_a_batch_forms_as_soon_as_max_frames_sources_wait():

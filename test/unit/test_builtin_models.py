@@ -2,13 +2,12 @@
 
 import os
 
-import numpy as np
-import onnx
-import pytest
-
 from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.errors import ModelNotFoundError
 from hobot_npu_infer.core.models.builtin_models import BUILTIN_MODELS, resolve_model
+import numpy as np
+import onnx
+import pytest
 
 
 def test_centerface_is_rewritten_to_dynamic_dims_and_cached(tmp_path):

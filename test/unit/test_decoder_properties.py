@@ -1,12 +1,12 @@
-"""Decoders against garbage: random shapes and values (NaN, infinities, huge numbers) give
-detections or a counted OutputLayoutError, never any other exception."""
-
-import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+"""
+Decoders against garbage: random shapes and values (NaN, infinities, huge numbers) give
+detections or a counted OutputLayoutError, never any other exception.
+"""
 
 from hobot_npu_infer.core.decoders import create_decoder
 from hobot_npu_infer.core.errors import OutputLayoutError
+from hypothesis import given, HealthCheck, settings, strategies as st
+import numpy as np
 
 SPECIAL = [np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, 0.5, 1.0]
 

@@ -1,4 +1,5 @@
-"""Decoders on synthetic outputs of each layout, and boxes mapped back through the pipeline.
+"""
+Decoders on synthetic outputs of each layout, and boxes mapped back through the pipeline.
 
 Every decoder gets the same behavioural checks through a small adapter that writes known
 detections (model-input pixels x1 y1 x2 y2, class, score) into that decoder's output layout;
@@ -8,17 +9,16 @@ layout-specific details (objectness, normalised yxyx, CenterFace landmarks) have
 import math
 from typing import List, NamedTuple, Sequence, Tuple
 
-import numpy as np
-import pytest
-
 from hobot_npu_infer.core.backends.base import Model
+from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec
 from hobot_npu_infer.core.decoders import create_decoder, decoder_names
-from hobot_npu_infer.core.decoders.base import Decoder, cxcywh_to_xyxy
+from hobot_npu_infer.core.decoders.base import cxcywh_to_xyxy, Decoder
 from hobot_npu_infer.core.detection import RawDetections
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, ImageResult
 from hobot_npu_infer.core.pipeline.preprocess import PreprocessConfig, Preprocessor
-from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec
+import numpy as np
+import pytest
 
 INPUT = (320, 320)  # (W, H) of the model input in the shared tests
 NUM_CLASSES = 3
@@ -101,7 +101,8 @@ def ssd_outputs(images: Sequence[Sequence[Det]], slots: int = 10, input_size=INP
 def centerface_outputs(images: Sequence[Sequence[Det]], input_size=INPUT,
                        landmarks: Sequence[Sequence[Sequence[Tuple[float, float]]]] = ()
                        ) -> List[np.ndarray]:
-    """heatmap [B,1,h,w], scale [B,2,h,w], offset [B,2,h,w], landmarks [B,10,h,w] at stride 4.
+    """
+    heatmap [B,1,h,w], scale [B,2,h,w], offset [B,2,h,w], landmarks [B,10,h,w] at stride 4.
 
     Inverts the decoder's formulas: box h = exp(scale0) * 4, w = exp(scale1) * 4, centre
     x = (col + offset1 + 0.5) * 4, y = (row + offset0 + 0.5) * 4, landmark x = lm[2j+1] * w + x1,
@@ -173,7 +174,8 @@ C = Det((20, 220, 60, 260), 0, 0.6)
 
 
 def assert_threshold_is_exclusive(name: str, outputs_for, input_size) -> None:
-    """A score equal to the threshold is left out and a lower threshold lets it in.
+    """
+    A score equal to the threshold is left out and a lower threshold lets it in.
 
     Every decoder keeps this, whatever its layout, so the zoo decoders' tests check it here
     too, with their own ``outputs_for``.
@@ -730,8 +732,10 @@ def test_pipeline_fixed_batch_pads_to_compiled_size():
 
 
 def slot_marker_model_output(tensor: np.ndarray) -> List[np.ndarray]:
-    """One detection per slot whose class is the slot's grey level // 40 - 1, so images can be
-    told apart after batching; all-zero padding slots give none."""
+    """
+    One detection per slot whose class is the slot's grey level // 40 - 1, so images can be
+    told apart after batching; all-zero padding slots give none.
+    """
     n = tensor.shape[0]
     dets = []
     for i in range(n):

@@ -1,8 +1,7 @@
 """One line per error: how an exception of any library becomes one line of text."""
 
-import pytest
-
 from hobot_npu_infer.core.errors import ConfigError, one_line
+import pytest
 
 
 @pytest.mark.parametrize('exc, options, line', [

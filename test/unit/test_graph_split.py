@@ -4,15 +4,19 @@ import importlib.util
 import os
 
 import cv2
+from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.models.builtin_models import resolve_model
+from hobot_npu_infer.core.multi_head.graph_split import (
+    compute_share,
+    HeadSpec,
+    save_split,
+    split_model,
+    verify_split,
+)
 import numpy as np
 import onnx
+from onnx import helper, TensorProto
 import pytest
-from onnx import TensorProto, helper
-
-from hobot_npu_infer.core.errors import ConfigError
-from hobot_npu_infer.core.multi_head.graph_split import (HeadSpec, compute_share, save_split,
-                                                         split_model, verify_split)
-from hobot_npu_infer.core.models.builtin_models import resolve_model
 
 CENTERFACE_HEADS = [HeadSpec('faces', ['537', '538', '539']), HeadSpec('landmarks', ['540'])]
 
@@ -113,8 +117,10 @@ def conv(name, x, w, y, pad=0):
 
 
 def rejoin_model():
-    """x -> conv A -> a -> relu -> conv B -> b; head 'h1' = conv(b) + conv(a), 'h2' = b + conv(a)
-    (one 1x1 weight shared by both heads), 'h3' = mean of x itself."""
+    """
+    x -> conv A -> a -> relu -> conv B -> b; head 'h1' = conv(b) + conv(a), 'h2' = b + conv(a)
+    (one 1x1 weight shared by both heads), 'h3' = mean of x itself.
+    """
     rng = np.random.default_rng(7)
 
     def weight(name, shape):

@@ -2,12 +2,10 @@
 
 import random
 
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate, HeadScheduler, HeadStats
+from hypothesis import given, settings, strategies as st
+import pytest
 
 FPS = 30.0
 

@@ -1,18 +1,28 @@
-"""Rolling statistics, per-source and per-model health reports, and log throttling, on fake
-clocks."""
+"""
+Rolling statistics, per-source and per-model health reports, and log throttling, on fake
+clocks.
+"""
 
+from hobot_npu_infer.core.telemetry.health_reports import (
+    HealthThresholds,
+    Level,
+    ModelStats,
+    SourceStats,
+    stage_key,
+    STAGES,
+    SUMMARY_FIELDS,
+    summary_values,
+)
+from hobot_npu_infer.core.telemetry.log_throttle import LogThrottle
+from hobot_npu_infer.core.telemetry.rolling_stats import (
+    EMPTY_SUMMARY,
+    LatencyWindow,
+    RateMeter,
+    summarize,
+)
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from hobot_npu_infer.core.telemetry.health_reports import (STAGES, SUMMARY_FIELDS,
-                                                           HealthThresholds, Level, ModelStats,
-                                                           SourceStats, stage_key,
-                                                           summary_values)
-from hobot_npu_infer.core.telemetry.log_throttle import LogThrottle
-from hobot_npu_infer.core.telemetry.rolling_stats import (EMPTY_SUMMARY, LatencyWindow, RateMeter,
-                                                          summarize)
 
 
 class FakeClock:

@@ -4,12 +4,11 @@ import itertools
 import os
 
 import cv2
+from hobot_npu_infer.core.errors import ImageError, InferError
+from hobot_npu_infer.core.imaging.image_sequences import frames, IMAGE_EXTENSIONS, list_images
+from hobot_npu_infer.core.imaging.sample_images import load_sample, SAMPLE_NAMES, sample_names
 import numpy as np
 import pytest
-
-from hobot_npu_infer.core.errors import ImageError, InferError
-from hobot_npu_infer.core.imaging.image_sequences import IMAGE_EXTENSIONS, frames, list_images
-from hobot_npu_infer.core.imaging.sample_images import SAMPLE_NAMES, load_sample, sample_names
 
 VIDEO_VALUES = [20, 60, 100, 140, 180]  # one constant grey level per video frame
 VIDEO_SIZE = (64, 48)  # (W, H)

@@ -1,9 +1,8 @@
 """Greedy NMS and per-class (batched) NMS on hand-made boxes."""
 
+from hobot_npu_infer.core.decoders.nms import batched_nms, nms
 import numpy as np
 import pytest
-
-from hobot_npu_infer.core.decoders.nms import batched_nms, nms
 
 
 def boxes_of(*rows):

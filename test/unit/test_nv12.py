@@ -1,18 +1,19 @@
-"""NV12: conversion exact against OpenCV, the pre-processor's NV12 batches, and pass-through of
-camera NV12 at the model size, from the ROS message to the batch tensor, byte for byte."""
+"""
+NV12: conversion exact against OpenCV, the pre-processor's NV12 batches, and pass-through of
+camera NV12 at the model size, from the ROS message to the batch tensor, byte for byte.
+"""
 
 from types import SimpleNamespace
 
 import cv2
-import numpy as np
-import pytest
-
+from hobot_npu_infer.core.backends.tensors import NV12, TensorSpec
 from hobot_npu_infer.core.errors import ConfigError, ImageError
 from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_to_bgr, pixel_size
-from hobot_npu_infer.core.pipeline.preprocess import PreprocessConfig, Preprocessor
 from hobot_npu_infer.core.imaging.sample_images import load_sample
-from hobot_npu_infer.core.backends.tensors import NV12, TensorSpec
+from hobot_npu_infer.core.pipeline.preprocess import PreprocessConfig, Preprocessor
 from hobot_npu_infer.ros.image_conversion import image_to_array
+import numpy as np
+import pytest
 
 
 def opencv_nv12(image: np.ndarray) -> np.ndarray:

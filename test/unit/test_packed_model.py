@@ -1,24 +1,25 @@
-"""Packed models on the real CenterFace: (a) one file split into trunk and heads, (b) a pack of
-files with an explicit trunk or none; and the multi-head pipeline's per-head schedule."""
+"""
+Packed models on the real CenterFace: (a) one file split into trunk and heads, (b) a pack of
+files with an explicit trunk or none; and the multi-head pipeline's per-head schedule.
+"""
 
 import os
 
 import cv2
-import numpy as np
-import onnx
-import pytest
-
 from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.backends.base import Model
 from hobot_npu_infer.core.decoders import create_decoder
 from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.imaging.sample_images import load_sample
+from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, save_split, split_model
 from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate
-from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadDecoding, MultiHeadPipeline
 from hobot_npu_infer.core.multi_head.packed_model import HeadFile, load_pack, load_split
 from hobot_npu_infer.core.pipeline.preprocess import PreprocessConfig, Preprocessor
-from hobot_npu_infer.core.imaging.sample_images import load_sample
+import numpy as np
+import onnx
+import pytest
 
 HEADS = [HeadSpec('faces', ['537', '538', '539']), HeadSpec('landmarks', ['540'])]
 ASTRONAUT_FACE = (182, 58, 270, 178)

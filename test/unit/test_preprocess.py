@@ -1,15 +1,19 @@
 """Geometry (fit / ImageTransform) and the Preprocessor: layout, channels, dtype, normalisation."""
 
 import cv2
+from hobot_npu_infer.core.backends.tensors import TensorSpec
+from hobot_npu_infer.core.errors import ConfigError, ImageError
+from hobot_npu_infer.core.pipeline.geometry import fit, ImageTransform
+from hobot_npu_infer.core.pipeline.preprocess import (
+    as_three_channels,
+    PreparedBatch,
+    PreprocessConfig,
+    Preprocessor,
+    round_up,
+)
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
-from hobot_npu_infer.core.errors import ConfigError, ImageError
-from hobot_npu_infer.core.pipeline.geometry import ImageTransform, fit
-from hobot_npu_infer.core.pipeline.preprocess import (PreparedBatch, PreprocessConfig,
-                                                      Preprocessor, as_three_channels, round_up)
-from hobot_npu_infer.core.backends.tensors import TensorSpec
 
 # derandomize: the same examples every run, so a failure is reproducible and CI never flakes
 FAST = settings(max_examples=150, deadline=None, database=None, derandomize=True)

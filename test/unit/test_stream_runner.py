@@ -1,4 +1,5 @@
-"""StreamRunner on a real DetectionPipeline whose fake model encodes each image's content in its box.
+"""
+StreamRunner on a real DetectionPipeline whose fake model encodes each image's content in its box.
 
 Every frame is a constant image of one value; the fake model writes, per batch slot, a box whose x
 position is that slot's pixel value, and the yolov8 decoder plus the pipeline's mapping back give
@@ -7,24 +8,20 @@ a detection whose x1 tells which image it came from. So a result that belongs to
 """
 
 import threading
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Tuple
-import numpy as np
-import pytest
-from hobot_npu_infer.core.backends.base import Model
-from hobot_npu_infer.core.decoders import create_decoder
+
+from hobot_npu_infer.core.backends.tensors import BatchCapability
 from hobot_npu_infer.core.errors import ImageError, InferError
-from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
-from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
-from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
-from hobot_npu_infer.core.pipeline.preprocess import PreprocessConfig, Preprocessor
-from hobot_npu_infer.core.streaming.stream_runner import FrameResult, StreamRunner
-from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec
-
-from stream_harness import (GARBAGE, INPUT, TIMEOUT, DelayedTakeSource, FakeModel,  # noqa: F401
-                            check_result, make_harness, runner_threads)  # (a fixture)
-
+import pytest
+from stream_harness import (  # noqa: F401
+    check_result,  # (a fixture)
+    DelayedTakeSource,
+    FakeModel,
+    GARBAGE,
+    INPUT,
+    make_harness,
+    runner_threads,
+    TIMEOUT,
+)
 
 # --- delivery ------------------------------------------------------------------------------------
 
@@ -82,8 +79,10 @@ def test_a_frame_superseded_while_waiting_is_dropped_and_the_newer_delivered(mak
 
 
 def test_the_prepare_thread_cannot_take_the_newer_frame_from_under_the_stale_check(make_harness):
-    """A preempted infer thread must still find the newer frame: it is taken before the prepared
-    one is released, or the prepare thread could take it first and the stale frame would run."""
+    """
+    A preempted infer thread must still find the newer frame: it is taken before the prepared
+    one is released, or the prepare thread could take it first and the stale frame would run.
+    """
     gate = threading.Event()
     h = make_harness(model=FakeModel(gate=gate), slots_type=DelayedTakeSource)
     h.put('a', 1)

@@ -1,4 +1,5 @@
-"""The NPU model zoos' per-stride YOLO decoders on synthetic outputs that encode known boxes.
+"""
+The NPU model zoos' per-stride YOLO decoders on synthetic outputs that encode known boxes.
 
 Builders write detections (model-input pixels x1 y1 x2 y2, class, score) into each zoo's layout:
 YOLOv8/YOLO11 boxes as DFL logits whose softmax expectation is the exact distance (weight 1-f on
@@ -8,17 +9,22 @@ bin i and f on bin i+1 for a distance i+f), YOLOv5 boxes by inverting the anchor
 import math
 from typing import List, Optional, Sequence, Tuple
 
+from hobot_npu_infer.core.decoders import create_decoder, decoder_names
+from hobot_npu_infer.core.decoders.zoo_yolo import dfl_boxes, logit, YOLOV5_ANCHORS
+from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
+from hypothesis import given, HealthCheck, settings, strategies as st
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from hobot_npu_infer.core.decoders import create_decoder, decoder_names
-from hobot_npu_infer.core.decoders.zoo_yolo import YOLOV5_ANCHORS, dfl_boxes, logit
-from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
 from test_decoder_properties import SPECIAL, tensors
-from test_decoders import (A, B, C, Det, assert_detections, assert_empty,
-                           assert_threshold_is_exclusive)
+from test_decoders import (
+    A,
+    assert_detections,
+    assert_empty,
+    assert_threshold_is_exclusive,
+    B,
+    C,
+    Det,
+)
 
 INPUT = (384, 320)  # W, H: grids 48x40, 24x20, 12x10 (W x H); not square, to catch swapped axes
 NUM_CLASSES = 3
@@ -53,8 +59,10 @@ def dfl_bins(distance: float, reg_max: int = 16) -> np.ndarray:
 
 
 def dfl_place(box, stride: int, reg_max: int = 16) -> Optional[Tuple[int, int, List[float]]]:
-    """Cell (row, col) of the box centre at ``stride`` and its l t r b distances in cells, or
-    None when the distances do not fit the DFL range."""
+    """
+    Cell (row, col) of the box centre at ``stride`` and its l t r b distances in cells, or
+    None when the distances do not fit the DFL range.
+    """
     x1, y1, x2, y2 = box
     col, row = int((x1 + x2) / 2 // stride), int((y1 + y2) / 2 // stride)
     ax, ay = col + 0.5, row + 0.5
@@ -66,9 +74,11 @@ def dfl_outputs(images: Sequence[Sequence[Det]], name: str, layout: Optional[str
                 score_sum: bool = False, input_size=INPUT, strides=STRIDES, reg_max: int = 16,
                 num_classes: int = NUM_CLASSES, stride_of: Optional[dict] = None,
                 seed: int = 0) -> List[np.ndarray]:
-    """Per stride: RDK [cls, box] NHWC logits; Rockchip [box, cls(, score_sum)] NCHW, scores
+    """
+    Per stride: RDK [cls, box] NHWC logits; Rockchip [box, cls(, score_sum)] NCHW, scores
     after sigmoid. Detections go to the smallest stride whose DFL range fits them, or to
-    ``stride_of[det]``; other cells get low class scores and random box logits."""
+    ``stride_of[det]``; other cells get low class scores and random box logits.
+    """
     rng = np.random.default_rng(seed)
     layout = layout or LAYOUT[name]
     n = len(images)
@@ -116,8 +126,10 @@ def anchor_place(box, strides=STRIDES, anchors=YOLOV5_ANCHORS):
 def anchor_outputs(images: Sequence[Sequence[Det]], name: str, layout: Optional[str] = None,
                    input_size=INPUT, strides=STRIDES, anchors=YOLOV5_ANCHORS,
                    num_classes: int = NUM_CLASSES, seed: int = 0) -> List[np.ndarray]:
-    """Per stride [B,H,W,A*(5+C)] (RDK, logits) or [B,A*(5+C),H,W] (Rockchip, probabilities),
-    anchor-major; p_xy = (centre / stride - cell + 0.5) / 2, p_wh = sqrt(size / anchor) / 2."""
+    """
+    Per stride [B,H,W,A*(5+C)] (RDK, logits) or [B,A*(5+C),H,W] (Rockchip, probabilities),
+    anchor-major; p_xy = (centre / stride - cell + 0.5) / 2, p_wh = sqrt(size / anchor) / 2.
+    """
     rng = np.random.default_rng(seed)
     layout = layout or LAYOUT[name]
     table = np.asarray(anchors, np.float64).reshape(len(strides), -1, 2)
@@ -171,8 +183,10 @@ def test_zoo_decoders_are_registered():
 @pytest.mark.parametrize('layout', ['nhwc', 'nchw'])
 @pytest.mark.parametrize('name', ALL)
 def test_known_boxes_in_a_batch_of_two_in_shuffled_order(name, layout):
-    """The per-stride decoders find known boxes in synthetic tensors, per image, in either layout,
-    whatever the output order."""
+    """
+    The per-stride decoders find known boxes in synthetic tensors, per image, in either layout,
+    whatever the output order.
+    """
     images = [[B, A, D], [C]]
     outputs = shuffled(outputs_for(name, images, layout=layout))
     results = create_decoder(name, layout=layout).decode(outputs, INPUT, 0.5)

@@ -1,14 +1,13 @@
 """The one interface every inference backend implements, and the registry that names them."""
 
-import os
 from abc import ABC, abstractmethod
+import os
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
-import numpy as np
-
+from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec
 from hobot_npu_infer.core.errors import BackendError, ConfigError, ModelNotFoundError
 from hobot_npu_infer.core.implementations import Registry
-from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec
+import numpy as np
 
 Inputs = Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]
 
@@ -40,7 +39,8 @@ class Model(ABC):
 
 
 def select_model(models: List[Model], name: str, path: str, user: str = '') -> Model:
-    """The model called ``name`` of those the file at ``path`` holds; unnamed, its only one.
+    """
+    The model called ``name`` of those the file at ``path`` holds; unnamed, its only one.
 
     A packed NPU file holds several models, so every caller chooses by name the same way and
     the error lists what the file holds; ``user`` (a head, say) is named in it when given.
@@ -70,7 +70,8 @@ class Backend(ABC):
 
     @abstractmethod
     def load(self, path: str, runtime: int = 0) -> List[Model]:
-        """Load every model in the file at ``path``, as engine instance ``runtime`` of a pool
+        """
+        Load every model in the file at ``path``, as engine instance ``runtime`` of a pool
         (an NPU backend pins instances to cores by it; others may ignore it).
 
         Raises ModelNotFoundError when the file is missing and ModelLoadError when it is unusable.

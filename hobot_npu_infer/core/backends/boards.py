@@ -1,11 +1,12 @@
-"""Which NPU board this is, and how busy its NPU is, read from the kernel's own files.
+"""
+Which NPU board this is, and how busy its NPU is, read from the kernel's own files.
 
 Every path is taken under ``root`` so tests can lay out a board's files in a temporary directory.
 """
 
+from dataclasses import dataclass
 import os
 import re
-from dataclasses import dataclass
 from typing import Dict, Optional
 
 ROCKCHIP_NPU_CORES = {'rk3588': 3, 'rk3576': 2, 'rk3566': 1, 'rk3568': 1, 'rk3562': 1}
@@ -48,8 +49,10 @@ def detect_board(root: str = '/') -> Board:
 
 
 def rockchip_npu_load(root: str = '/') -> Optional[Dict[str, float]]:
-    """Per-core NPU load in percent from rknpu's debug file ('NPU load:  Core0: 12%, ...' or
-    'NPU load:  30%' on one-core chips); None where the file is absent or unreadable."""
+    """
+    Per-core NPU load in percent from rknpu's debug file ('NPU load:  Core0: 12%, ...' or
+    'NPU load:  30%' on one-core chips); None where the file is absent or unreadable.
+    """
     text = _read(root, RKNPU_LOAD)
     if text is None:
         return None

@@ -1,4 +1,5 @@
-"""D-Robotics BPU (RDK X3, RDK X5) through the board's own Python runtime, hobot_dnn.pyeasy_dnn.
+"""
+D-Robotics BPU (RDK X3, RDK X5) through the board's own Python runtime, hobot_dnn.pyeasy_dnn.
 
 The runtime is imported when the backend is made, not when this package is, so everything else
 imports on any machine. A file may pack several models (the toolchain's link step); each becomes
@@ -11,19 +12,23 @@ and output buffers, so calls on one object are serialised here; separate objects
 BPU tasks, which the board's runtime runs concurrently (on the core ``cores`` assigns).
 """
 
-import importlib
-import threading
 from dataclasses import dataclass
 from functools import partial
+import importlib
+import threading
 from typing import Dict, List, Optional
 
-import numpy as np
-
+from hobot_npu_infer.core.backends.base import (
+    Backend,
+    Inputs,
+    Model,
+    register_backend,
+    require_file,
+)
 from hobot_npu_infer.core.backends.boards import bpu_load
+from hobot_npu_infer.core.backends.tensors import BatchCapability, NV12, TensorSpec
 from hobot_npu_infer.core.errors import BackendError, ConfigError, ModelLoadError, one_line
-from hobot_npu_infer.core.backends.tensors import NV12, BatchCapability, TensorSpec
-from hobot_npu_infer.core.backends.base import (Backend, Inputs, Model, register_backend,
-                                                require_file)
+import numpy as np
 
 RUNTIME_PACKAGES = ('hobot_dnn', 'hobot_dnn_rdkx5')  # board images; the RDK X5 wheel on PyPI
 NV12_TYPES = ('NV12', 'NV12_SEPARATE')  # the same bytes from Python: the runtime splits planes
@@ -148,8 +153,10 @@ class HobotModel(Model):
 
 @register_backend('hobot')
 class HobotBackend(Backend):
-    """``cores``: 0 lets the runtime place every run; 1 or 2 pins runtime i of a pool to BPU core
-    i % cores (RDK X3 has two cores, X5 one). ``priority``: 0..255, higher runs first."""
+    """
+    ``cores``: 0 lets the runtime place every run; 1 or 2 pins runtime i of a pool to BPU core
+    i % cores (RDK X3 has two cores, X5 one). ``priority``: 0..255, higher runs first.
+    """
 
     def __init__(self, cores: int = 0, priority: int = 0):
         if type(cores) is not int or cores not in (0, 1, 2):

@@ -1,4 +1,5 @@
-"""ONNX Runtime: the default backend, on every machine.
+"""
+ONNX Runtime: the default backend, on every machine.
 
 Sessions are configured for a robot that shares its CPU: thread pools do not spin while idle,
 and the thread counts are explicit.
@@ -7,12 +8,16 @@ and the thread counts are explicit.
 import os
 from typing import List, Sequence, Union
 
-import numpy as np
-
+from hobot_npu_infer.core.backends.base import (
+    Backend,
+    Inputs,
+    Model,
+    register_backend,
+    require_file,
+)
+from hobot_npu_infer.core.backends.tensors import BatchCapability, guess_layout, TensorSpec
 from hobot_npu_infer.core.errors import BackendError, ModelLoadError, one_line
-from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec, guess_layout
-from hobot_npu_infer.core.backends.base import (Backend, Inputs, Model, register_backend,
-                                                require_file)
+import numpy as np
 
 _ORT_DTYPES = {
     'tensor(float)': np.float32, 'tensor(float16)': np.float16, 'tensor(double)': np.float64,

@@ -1,12 +1,14 @@
-"""Choosing and configuring a backend: ``auto`` picks the board's NPU, and options given as
-``key=value`` text (command line, ROS string-array parameter) become typed keyword arguments."""
+"""
+Choosing and configuring a backend: ``auto`` picks the board's NPU, and options given as
+``key=value`` text (command line, ROS string-array parameter) become typed keyword arguments.
+"""
 
 import importlib.util
 from typing import Dict, Iterable, Mapping, Tuple
 
+from hobot_npu_infer.core.backends.base import Backend, create_backend
 from hobot_npu_infer.core.backends.boards import detect_board
 from hobot_npu_infer.core.errors import ConfigError
-from hobot_npu_infer.core.backends.base import Backend, create_backend
 
 AUTO = 'auto'
 
@@ -45,8 +47,10 @@ def open_backend(name: str, options: Mapping[str, object], root: str = '/'
 
 
 def with_input_size(options: Mapping[str, object], size) -> Dict[str, object]:
-    """The pipeline's input size (W, H) passed on to rknn, which builds an .onnx model at one
-    fixed size: the one images are prepared at. An input_size option of its own wins."""
+    """
+    The pipeline's input size (W, H) passed on to rknn, which builds an .onnx model at one
+    fixed size: the one images are prepared at. An input_size option of its own wins.
+    """
     options = dict(options)
     if size is not None and not {'input_size', 'rknn.input_size'} & set(options):
         options['rknn.input_size'] = f'{size[0]}x{size[1]}'

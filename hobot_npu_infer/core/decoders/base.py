@@ -3,16 +3,16 @@
 from abc import ABC, abstractmethod
 from typing import List, Sequence, Tuple
 
-import numpy as np
-
+from hobot_npu_infer.core.decoders.nms import batched_nms
 from hobot_npu_infer.core.detection import RawDetections
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
-from hobot_npu_infer.core.decoders.nms import batched_nms
 from hobot_npu_infer.core.implementations import Registry
+import numpy as np
 
 
 class Decoder(ABC):
-    """Turns a batch of outputs into one :class:`RawDetections` per image.
+    """
+    Turns a batch of outputs into one :class:`RawDetections` per image.
 
     Subclasses find the candidates of one image; thresholding order, per-class NMS and the
     detection cap are shared here so every layout behaves the same.

@@ -2,19 +2,20 @@
 
 from typing import Sequence, Tuple
 
-import numpy as np
-
+from hobot_npu_infer.core.decoders.base import Decoder, expect_rank, register_decoder
 from hobot_npu_infer.core.detection import RawDetections
 from hobot_npu_infer.core.errors import OutputLayoutError
-from hobot_npu_infer.core.decoders.base import Decoder, expect_rank, register_decoder
+import numpy as np
 
 STRIDE = 4
 
 
 @register_decoder('centerface')
 class CenterFaceDecoder(Decoder):
-    """Outputs in order: heatmap [B,1,h,w], scale [B,2,h,w], offset [B,2,h,w] and, optionally,
-    landmarks [B,10,h,w] (a packed model's face head may leave them to a slower head)."""
+    """
+    Outputs in order: heatmap [B,1,h,w], scale [B,2,h,w], offset [B,2,h,w] and, optionally,
+    landmarks [B,10,h,w] (a packed model's face head may leave them to a slower head).
+    """
 
     num_keypoints = 5
     num_outputs = 3

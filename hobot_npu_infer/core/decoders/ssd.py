@@ -2,11 +2,10 @@
 
 from typing import Sequence, Tuple
 
-import numpy as np
-
+from hobot_npu_infer.core.decoders.base import Decoder, expect_rank, register_decoder
 from hobot_npu_infer.core.detection import RawDetections
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
-from hobot_npu_infer.core.decoders.base import Decoder, expect_rank, register_decoder
+import numpy as np
 
 ROLES = ('boxes', 'classes', 'scores', 'num_detections')
 BOX_ORDERS = ('yxyx', 'xyxy')
@@ -14,8 +13,10 @@ BOX_ORDERS = ('yxyx', 'xyxy')
 
 @register_decoder('ssd')
 class SsdDecoder(Decoder):
-    """Outputs by role; the default order (boxes, classes, scores[, num_detections]) and the
-    ``yxyx`` box order are TensorFlow's detection post-process, as in most SSD exports."""
+    """
+    Outputs by role; the default order (boxes, classes, scores[, num_detections]) and the
+    ``yxyx`` box order are TensorFlow's detection post-process, as in most SSD exports.
+    """
 
     def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
                  output_roles: Sequence[str] = ROLES[:3], box_order: str = 'yxyx',

@@ -2,12 +2,15 @@
 
 from typing import Optional, Sequence, Tuple
 
-import numpy as np
-
+from hobot_npu_infer.core.decoders.base import (
+    cxcywh_to_xyxy,
+    Decoder,
+    expect_rank,
+    register_decoder,
+)
 from hobot_npu_infer.core.detection import RawDetections
 from hobot_npu_infer.core.errors import OutputLayoutError
-from hobot_npu_infer.core.decoders.base import (Decoder, cxcywh_to_xyxy, expect_rank,
-                                                register_decoder)
+import numpy as np
 
 
 def _predictions(output: np.ndarray, b: int, channels: Optional[int], min_channels: int,
@@ -30,7 +33,8 @@ def _predictions(output: np.ndarray, b: int, channels: Optional[int], min_channe
 
 
 class _DecodedYolo(Decoder):
-    """One output of predictions, each cx cy w h, ``fields - 4`` more values, then C class scores.
+    """
+    One output of predictions, each cx cy w h, ``fields - 4`` more values, then C class scores.
 
     Both exports differ only there and in how a class score is made, so the rest is shared.
     """

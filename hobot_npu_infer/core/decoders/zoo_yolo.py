@@ -1,4 +1,5 @@
-"""YOLO heads of the NPU vendors' model zoos: per-stride outputs, decoded on the CPU.
+"""
+YOLO heads of the NPU vendors' model zoos: per-stride outputs, decoded on the CPU.
 
 The zoos cut the decode step off their YOLO models (it quantises badly, and on a few candidates
 it is cheap on the CPU) and leave raw outputs per stride. Outputs are matched to strides by their
@@ -30,16 +31,19 @@ objectness * best class probability. Both zoos agree on the formulas; they diffe
 whether sigmoid is left to the CPU, which are options here.
 """
 
-import math
 from abc import abstractmethod
+import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-import numpy as np
-
+from hobot_npu_infer.core.decoders.base import (
+    cxcywh_to_xyxy,
+    Decoder,
+    expect_rank,
+    register_decoder,
+)
 from hobot_npu_infer.core.detection import RawDetections
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
-from hobot_npu_infer.core.decoders.base import (Decoder, cxcywh_to_xyxy, expect_rank,
-                                                register_decoder)
+import numpy as np
 
 LAYOUTS = ('nhwc', 'nchw')
 DEFAULT_STRIDES = (8, 16, 32)
@@ -191,7 +195,8 @@ class PerStrideDecoder(Decoder):
     def level_candidates(self, outputs: Sequence[np.ndarray], b: int, level,
                          score_threshold: float,
                          raw_threshold: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes, scores and class ids of image ``b`` at one stride (one entry of the plan).
+        """
+        Boxes, scores and class ids of image ``b`` at one stride (one entry of the plan).
 
         Each head finds its stride's candidates its own way; gathering them is shared, in
         :meth:`candidates`.
@@ -219,9 +224,11 @@ class DflRoles(NamedTuple):
 
 
 class DflDecoder(PerStrideDecoder):
-    """YOLOv8/YOLO11 heads exported without DFL and decode: per stride a box distribution of
+    """
+    YOLOv8/YOLO11 heads exported without DFL and decode: per stride a box distribution of
     ``4*reg_max`` channels, C class scores and optionally a one-channel score sum, in any order;
-    thresholds the class scores first and runs DFL on the candidate cells only."""
+    thresholds the class scores first and runs DFL on the candidate cells only.
+    """
 
     outputs_per_stride = (2, 3)
 
@@ -290,8 +297,10 @@ class AnchorRoles(NamedTuple):
 
 
 class AnchorDecoder(PerStrideDecoder):
-    """YOLOv5 heads without decode: per stride ``A*(5+C)`` channels, anchor-major, each anchor's
-    x y w h, objectness and C class scores."""
+    """
+    YOLOv5 heads without decode: per stride ``A*(5+C)`` channels, anchor-major, each anchor's
+    x y w h, objectness and C class scores.
+    """
 
     def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
                  num_classes: Optional[int] = None, strides: Sequence[int] = DEFAULT_STRIDES,
@@ -353,8 +362,10 @@ class AnchorDecoder(PerStrideDecoder):
 
 @register_decoder('rdk_yolov8')
 class RdkYoloV8Decoder(DflDecoder):
-    """D-Robotics RDK model zoo YOLOv8/YOLO11: per stride class logits [B,H,W,C] and box
-    distribution [B,H,W,64], NHWC, sigmoid on the CPU."""
+    """
+    D-Robotics RDK model zoo YOLOv8/YOLO11: per stride class logits [B,H,W,C] and box
+    distribution [B,H,W,64], NHWC, sigmoid on the CPU.
+    """
 
     layout = 'nhwc'
     apply_sigmoid = True
@@ -362,8 +373,10 @@ class RdkYoloV8Decoder(DflDecoder):
 
 @register_decoder('rknn_yolov8')
 class RknnYoloV8Decoder(DflDecoder):
-    """Rockchip rknn_model_zoo YOLOv8/YOLO11: per stride box [B,64,H,W], class scores [B,C,H,W]
-    (sigmoid in the model) and optionally score_sum [B,1,H,W], NCHW."""
+    """
+    Rockchip rknn_model_zoo YOLOv8/YOLO11: per stride box [B,64,H,W], class scores [B,C,H,W]
+    (sigmoid in the model) and optionally score_sum [B,1,H,W], NCHW.
+    """
 
     layout = 'nchw'
     apply_sigmoid = False

@@ -3,9 +3,8 @@
 from typing import Sequence
 
 import cv2
-import numpy as np
-
 from hobot_npu_infer.core.detection import Detection
+import numpy as np
 
 _BOX = (0, 200, 0)
 _POINTS = ((0, 0, 255), (0, 255, 255), (255, 0, 0), (255, 0, 255), (255, 255, 0))

@@ -3,9 +3,8 @@
 import os
 
 import cv2
-import numpy as np
-
 from hobot_npu_infer.core.errors import ImageError
+import numpy as np
 
 
 def read_image(path: str) -> np.ndarray:

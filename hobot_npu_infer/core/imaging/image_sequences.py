@@ -1,15 +1,16 @@
-"""Where a test or demo camera gets its frames: a sample photo, an image file, a directory of
-images, or a video file, each as an endless (looping) sequence of BGR frames."""
+"""
+Where a test or demo camera gets its frames: a sample photo, an image file, a directory of
+images, or a video file, each as an endless (looping) sequence of BGR frames.
+"""
 
 import os
 from typing import Iterator, List, Optional, Tuple
 
 import cv2
-import numpy as np
-
 from hobot_npu_infer.core.errors import ImageError
 from hobot_npu_infer.core.imaging.image_files import read_image
-from hobot_npu_infer.core.imaging.sample_images import SAMPLE_NAMES, load_sample
+from hobot_npu_infer.core.imaging.sample_images import load_sample, SAMPLE_NAMES
+import numpy as np
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')

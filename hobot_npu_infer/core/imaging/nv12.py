@@ -1,4 +1,5 @@
-"""NV12, the image format of cameras and of BPU camera models, to and from BGR/RGB.
+"""
+NV12, the image format of cameras and of BPU camera models, to and from BGR/RGB.
 
 An NV12 image of H x W pixels is one (H*3/2, W) uint8 array: the Y plane (H rows), then H/2 rows
 of interleaved U, V samples, one pair per 2x2 pixels. Colours follow OpenCV's I420/NV12 codes
@@ -8,9 +9,8 @@ of interleaved U, V samples, one pair per 2x2 pixels. Colours follow OpenCV's I4
 from typing import Optional, Tuple
 
 import cv2
-import numpy as np
-
 from hobot_npu_infer.core.errors import ImageError
+import numpy as np
 
 _TO_I420 = {'bgr': cv2.COLOR_BGR2YUV_I420, 'rgb': cv2.COLOR_RGB2YUV_I420}
 
@@ -30,7 +30,8 @@ def pixel_size(nv12: np.ndarray) -> Tuple[int, int]:
 
 def bgr_to_nv12(image: np.ndarray, order: str = 'bgr',
                 out: Optional[np.ndarray] = None) -> np.ndarray:
-    """A HxWx3 uint8 image in channel ``order`` ('bgr' or 'rgb'; even H and W) as NV12.
+    """
+    A HxWx3 uint8 image in channel ``order`` ('bgr' or 'rgb'; even H and W) as NV12.
 
     Written into ``out`` when given (any (H*3/2, W) uint8 view, such as one slot of a batch
     tensor), else into a new array; returns it.

@@ -3,9 +3,8 @@
 from typing import List
 
 import cv2
-import numpy as np
-
 from hobot_npu_infer.core.errors import ImageError
+import numpy as np
 
 SAMPLE_NAMES = ('astronaut', 'camera', 'coffee', 'chelsea', 'rocket', 'cat')
 

@@ -1,14 +1,15 @@
-"""Built-in model names, resolved to files on disk with the settings that go with them.
+"""
+Built-in model names, resolved to files on disk with the settings that go with them.
 
 A file path works wherever a name does; a name carries its decoder, labels and pre-processing so
 ``--model centerface`` needs nothing else.
 """
 
+from dataclasses import dataclass, field
 import hashlib
 import importlib.util
 import os
 import tempfile
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from hobot_npu_infer.core.errors import ModelLoadError, ModelNotFoundError
@@ -78,7 +79,8 @@ CENTERFACE_OUTPUTS = {'537': ['B', 1, 'h', 'w'], '538': ['B', 2, 'h', 'w'],
 
 
 def dynamic_centerface(source: str) -> bytes:
-    """CenterFace with batch, height and width made dynamic.
+    """
+    CenterFace with batch, height and width made dynamic.
 
     The shipped file fixes its input to [10, 3, 32, 32] and lists its batch-norm initialisers as
     graph inputs; those are dropped from the inputs so the runtime may fold them as constants.

@@ -1,19 +1,19 @@
-"""Split one multi-output ONNX model into a shared trunk and one sub-graph per head.
+"""
+Split one multi-output ONNX model into a shared trunk and one sub-graph per head.
 
 A packed NPU file holds several compiled models; running the trunk once and then only the heads
 a frame needs does the shared work once while the results stay those of the whole model.
 """
 
-import math
-import os
 from collections import Counter
 from dataclasses import dataclass
+import math
+import os
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from hobot_npu_infer.core.errors import BackendError, ConfigError
 import numpy as np
 import onnx
-
-from hobot_npu_infer.core.errors import BackendError, ConfigError
 
 TRUNK = 'trunk'
 _MAC_OPS = ('Conv', 'ConvTranspose', 'Gemm', 'MatMul')
@@ -151,8 +151,10 @@ def _checked_cuts(topo: _Topology, cut_tensors: List[str]) -> List[str]:
 
 def _check_separated(topo: _Topology, head: HeadSpec, nodes: Set[int], trunk: Set[int],
                      cuts: Set[str]) -> None:
-    """A head must not reach past the cut: it would recompute trunk work, or read a trunk tensor
-    the trunk does not output."""
+    """
+    A head must not reach past the cut: it would recompute trunk work, or read a trunk tensor
+    the trunk does not output.
+    """
     shared = nodes & trunk
     if not shared:
         return
@@ -196,7 +198,8 @@ def _part(topo: _Topology, types: Dict[str, onnx.ValueInfoProto], part_name: str
 
 def split_model(model: onnx.ModelProto, heads: List[HeadSpec],
                 cut_tensors: Optional[List[str]] = None) -> SplitModel:
-    """Trunk and heads that together compute exactly what ``model`` computes for the heads.
+    """
+    Trunk and heads that together compute exactly what ``model`` computes for the heads.
 
     Without ``cut_tensors`` the trunk is every node more than one head needs. With them, the
     trunk is everything needed for those tensors and each head everything past them.
@@ -255,7 +258,8 @@ def _run(model: onnx.ModelProto, outputs: List[str],
 
 def verify_split(original: onnx.ModelProto, split: SplitModel, inputs: Dict[str, np.ndarray],
                  atol: float = 1e-5, rtol: float = 1e-5) -> float:
-    """Largest absolute difference between the original's head outputs and the chained split's.
+    """
+    Largest absolute difference between the original's head outputs and the chained split's.
 
     Raises ConfigError when any output differs beyond ``atol + rtol * |original|``.
     """
@@ -322,7 +326,8 @@ def _macs(node: onnx.NodeProto, a: Tuple[int, ...], b: Tuple[int, ...],
 
 def compute_share(model: onnx.ModelProto, split: SplitModel,
                   input_shapes: Dict[str, List[int]]) -> Dict[str, float]:
-    """Fraction of the split's multiply-accumulates in the trunk and in each head.
+    """
+    Fraction of the split's multiply-accumulates in the trunk and in each head.
 
     Shows what running the trunk once saves and what each head costs. A node a head repeats
     (explicit cuts can make heads recompute one) counts in each part that runs it.

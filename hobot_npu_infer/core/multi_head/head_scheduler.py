@@ -1,4 +1,5 @@
-"""Which heads of a packed multi-head model run on each frame, each at its own rate.
+"""
+Which heads of a packed multi-head model run on each frame, each at its own rate.
 
 A packed model shares one backbone (trunk) between its heads: the caller runs the trunk once for
 each frame on which ``HeadScheduler.due`` names any head, and only the named heads on its
@@ -7,10 +8,10 @@ frames' own stamps), not by sleeping, so they hold on average whatever the camer
 tests can drive a simulated clock.
 """
 
-import math
-import threading
 from collections import deque
 from dataclasses import dataclass, replace
+import math
+import threading
 from typing import Deque, Dict, List, Optional
 
 from hobot_npu_infer.core.errors import ConfigError
@@ -22,8 +23,11 @@ _EPS = 1e-9
 
 @dataclass
 class HeadRate:
-    """How often one head runs: ``rate_hz`` or every ``every_n_frames``-th frame; both 0 is
-    every frame."""
+    """
+    How often one head runs: ``rate_hz`` or every ``every_n_frames``-th frame; both 0 is
+    every frame.
+    """
+
     name: str
     rate_hz: float = 0.0
     every_n_frames: int = 0
@@ -102,7 +106,8 @@ class _Head:
 
 
 class HeadScheduler:
-    """Decides per frame which heads are due; thread-safe.
+    """
+    Decides per frame which heads are due; thread-safe.
 
     A rate head earns ``rate_hz x (frame interval)`` credit per frame and runs when it holds a
     whole run; the fraction left over carries to the next frame, so jitter and dropped frames
@@ -134,7 +139,8 @@ class HeadScheduler:
             return [replace(h.config) for h in self._heads]
 
     def due(self, frame_time: float) -> List[str]:
-        """The heads to run on the frame stamped ``frame_time`` (s), in declaration order.
+        """
+        The heads to run on the frame stamped ``frame_time`` (s), in declaration order.
 
         Run the trunk only when this is non-empty. A frame not newer than the last adds no
         credit; an older one also restarts the rate windows (a replayed or restarted stream).
@@ -151,8 +157,10 @@ class HeadScheduler:
 
     def set_rate(self, name: str, rate_hz: Optional[float] = None,
                  every_n_frames: Optional[int] = None) -> None:
-        """Run ``name`` at ``rate_hz``, or every ``every_n_frames``-th frame, or (neither) on
-        every frame, from the next frame on; its phase carries over."""
+        """
+        Run ``name`` at ``rate_hz``, or every ``every_n_frames``-th frame, or (neither) on
+        every frame, from the next frame on; its phase carries over.
+        """
         with self._lock:
             head = self._head(name)
             config = replace(head.config, rate_hz=0.0 if rate_hz is None else rate_hz,

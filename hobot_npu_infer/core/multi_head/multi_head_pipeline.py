@@ -1,28 +1,40 @@
-"""Each head at its own rate over a shared trunk: on every frame the due heads are found (one
+"""
+Each head at its own rate over a shared trunk: on every frame the due heads are found (one
 schedule per camera, on the frames' arrival times), the trunk runs only if one is due, and the
-due heads run on that same frame's features. Frames no head needs are not even pre-processed."""
+due heads run on that same frame's features. Frames no head needs are not even pre-processed.
+"""
 
+from dataclasses import dataclass
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
-
-import numpy as np
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from hobot_npu_infer.core.backends.selection import open_backend, with_input_size
-from hobot_npu_infer.core.decoders import Decoder, create_decoder
+from hobot_npu_infer.core.decoders import create_decoder, Decoder
 from hobot_npu_infer.core.detection import Detection, to_detections
 from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.multi_head.graph_split import HeadSpec
 from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate, HeadScheduler
-from hobot_npu_infer.core.models.builtin_models import resolve_model
-from hobot_npu_infer.core.multi_head.packed_model import (HeadFile, PackedModel, load_pack,
-                                                          load_split)
-from hobot_npu_infer.core.pipeline.contract import (BatchOutcome, FramePlan, SourceImage,
-                                                    run_blank_frame)
-from hobot_npu_infer.core.pipeline.detection_pipeline import (PipelineConfig, preprocess_config,
-                                                              to_source)
+from hobot_npu_infer.core.multi_head.packed_model import (
+    HeadFile,
+    load_pack,
+    load_split,
+    PackedModel,
+)
+from hobot_npu_infer.core.pipeline.contract import (
+    BatchOutcome,
+    FramePlan,
+    run_blank_frame,
+    SourceImage,
+)
+from hobot_npu_infer.core.pipeline.detection_pipeline import (
+    PipelineConfig,
+    preprocess_config,
+    to_source,
+)
 from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch, Preprocessor
+import numpy as np
 
 
 @dataclass
@@ -38,9 +50,11 @@ class HeadOutput:
 
 @dataclass
 class HeadConfig:
-    """One head of a packed model: its outputs in a split file, or its own file, or a model of a
+    """
+    One head of a packed model: its outputs in a split file, or its own file, or a model of a
     packed file (``model_name``; the file defaults to the pipeline's model); its decoder (none:
-    raw tensors) and its rate."""
+    raw tensors) and its rate.
+    """
 
     name: str
     outputs: Sequence[str] = ()
@@ -63,7 +77,8 @@ class HeadDecoding:
 
 
 class MultiHeadPipeline:
-    """A packed model's heads, each at its own rate, over one trunk run per frame.
+    """
+    A packed model's heads, each at its own rate, over one trunk run per frame.
 
     Keeps the :class:`~hobot_npu_infer.core.pipeline.contract.Pipeline` contract: a frame's
     plan is the set of heads due on it, and a frame no head is due on is skipped.
@@ -99,8 +114,10 @@ class MultiHeadPipeline:
     def from_config(cls, config: PipelineConfig, heads: List[HeadConfig],
                     cut_tensors: Optional[List[str]] = None,
                     trunk_file: str = '') -> 'MultiHeadPipeline':
-        """Heads split out of ``config.model`` (each names its outputs), or a pack of files
-        (each names its file or a model of a packed file, after an optional trunk file)."""
+        """
+        Heads split out of ``config.model`` (each names its outputs), or a pack of files
+        (each names its file or a model of a packed file, after an optional trunk file).
+        """
         if not heads:
             raise ConfigError('a packed model needs at least one head')
         backend, backend_note = open_backend(

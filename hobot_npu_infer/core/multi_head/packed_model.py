@@ -1,4 +1,5 @@
-"""Packed models: several named heads over shared computation, from either source.
+"""
+Packed models: several named heads over shared computation, from either source.
 
 (a) One multi-output ONNX file, split into a trunk and one sub-graph per head (graph_split):
     the trunk runs once per frame, each head on the trunk's features.
@@ -7,20 +8,19 @@
     feed the heads by tensor name. Without a trunk every head reads the image itself.
 """
 
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 import hashlib
 import json
 import os
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
 
-import numpy as np
-
 from hobot_npu_infer.core.backends import Backend, Model, select_model
-from hobot_npu_infer.core.errors import ConfigError
-from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, split_model
-from hobot_npu_infer.core.models.builtin_models import atomic_write, default_cache_dir, file_digest
 from hobot_npu_infer.core.backends.tensors import TensorSpec
+from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.models.builtin_models import atomic_write, default_cache_dir, file_digest
+from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, split_model
+import numpy as np
 
 
 class _Loaded(list):
@@ -31,8 +31,10 @@ class _Loaded(list):
 
 @contextmanager
 def closed_on_failure() -> Iterator[_Loaded]:
-    """Models added inside are closed again when a later step fails: an NPU runtime (or the
-    rknn simulator's process) holds each one until it is closed."""
+    """
+    Models added inside are closed again when a later step fails: an NPU runtime (or the
+    rknn simulator's process) holds each one until it is closed.
+    """
     models = _Loaded()
     try:
         yield models
@@ -122,9 +124,11 @@ def _pick(models: List[Model], file: HeadFile) -> Model:
 
 def load_pack(backend: Backend, heads: List[HeadFile],
               trunk: Optional[HeadFile] = None) -> PackedModel:
-    """(b): a head per file (or per model of a packed file), after an optional trunk model.
+    """
+    (b): a head per file (or per model of a packed file), after an optional trunk model.
 
-    Each file is loaded once, however many heads are models of it."""
+    Each file is loaded once, however many heads are models of it.
+    """
     if not heads:
         raise ConfigError('a pack needs at least one head')
     files: Dict[str, List[Model]] = {}

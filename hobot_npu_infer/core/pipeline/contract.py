@@ -1,4 +1,5 @@
-"""What the stream runner and the nodes need of a pipeline, written down once.
+"""
+What the stream runner and the nodes need of a pipeline, written down once.
 
 Two pipelines keep this contract: :class:`DetectionPipeline` (one model on every frame) and
 :class:`MultiHeadPipeline` (a packed model whose heads run at their own rates over a shared
@@ -8,11 +9,10 @@ trunk). Whoever drives a pipeline never asks which of the two it has.
 from dataclasses import dataclass
 from typing import FrozenSet, List, Optional, Protocol, Sequence, Tuple
 
-import numpy as np
-
 from hobot_npu_infer.core.backends.base import Backend, Model
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch, Preprocessor
+import numpy as np
 
 # What runs on one frame: the names of a packed model's heads that are due; a single-model
 # pipeline runs its model on every frame and plans nothing more (an empty set).
@@ -25,7 +25,8 @@ SourceImage = Tuple[np.ndarray, str]
 
 @dataclass
 class BatchOutcome:
-    """What one run of a batch gave, per frame, and how long the backend itself took.
+    """
+    What one run of a batch gave, per frame, and how long the backend itself took.
 
     ``heads`` holds a packed model's per-head outputs for each frame (``None`` for a
     single model), which the ROS layer publishes on topics of their own.

@@ -1,16 +1,17 @@
-"""A second model on the crops of the first model's detections: re-identification after
+"""
+A second model on the crops of the first model's detections: re-identification after
 detection, attribute classification. Crops of all images of a batch run together, in batches
-of the crop model's size, and each output is attached to the detection it came from."""
+of the crop model's size, and each output is attached to the detection it came from.
+"""
 
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from hobot_npu_infer.core.backends import Backend, Model
-from hobot_npu_infer.core.detection import Detection, class_name
+from hobot_npu_infer.core.detection import class_name, Detection
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.pipeline.preprocess import PreprocessConfig, Preprocessor
+import numpy as np
 
 OUTPUTS = ('class', 'embedding')
 
@@ -71,8 +72,10 @@ class CropStage:
 
     def attach(self, images: Sequence[Tuple[np.ndarray, str]],
                detections: List[List[Detection]], runtime: int = 0) -> List[List[Detection]]:
-        """``detections`` with each one's crop output in ``attributes``; ``images`` are the
-        original images (array, channel order) the boxes refer to."""
+        """
+        ``detections`` with each one's crop output in ``attributes``; ``images`` are the
+        original images (array, channel order) the boxes refer to.
+        """
         crops, orders, owners = [], [], []
         for i, ((image, order), found) in enumerate(zip(images, detections)):
             for j, det in enumerate(found):

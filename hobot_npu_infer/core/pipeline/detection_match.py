@@ -1,4 +1,5 @@
-"""Matching one backend's detections against a reference's: the check after int8 quantisation.
+"""
+Matching one backend's detections against a reference's: the check after int8 quantisation.
 
 Greedy by IoU, highest first, class for class: a reference detection is matched at most once.
 """
@@ -6,9 +7,8 @@ Greedy by IoU, highest first, class for class: a reference detection is matched 
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
-import numpy as np
-
 from hobot_npu_infer.core.detection import Detection
+import numpy as np
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,26 +1,31 @@
-"""Image in, detections out: pre-processing, the backend and a decoder, timed stage by stage.
+"""
+Image in, detections out: pre-processing, the backend and a decoder, timed stage by stage.
 
 The stages are separate methods so callers (nodes, batchers) can run them on different threads
 and overlap pre-processing of one frame with inference of another.
 """
 
-import time
 from dataclasses import dataclass, field
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
-
-import numpy as np
 
 from hobot_npu_infer.core.backends import Backend, Model, select_model
 from hobot_npu_infer.core.backends.selection import open_backend, with_input_size
-from hobot_npu_infer.core.pipeline.crop_stage import CropConfig, CropStage
-from hobot_npu_infer.core.decoders import Decoder, create_decoder, decoder_names
+from hobot_npu_infer.core.decoders import create_decoder, Decoder, decoder_names
 from hobot_npu_infer.core.detection import Detection, RawDetections, to_detections
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
+from hobot_npu_infer.core.models.builtin_models import ModelProfile, resolve_model, ResolvedModel
 from hobot_npu_infer.core.models.labels import resolve_class_names
-from hobot_npu_infer.core.models.builtin_models import ModelProfile, ResolvedModel, resolve_model
-from hobot_npu_infer.core.pipeline.contract import (EVERYTHING, BatchOutcome, FramePlan,
-                                                    SourceImage, run_blank_frame)
+from hobot_npu_infer.core.pipeline.contract import (
+    BatchOutcome,
+    EVERYTHING,
+    FramePlan,
+    run_blank_frame,
+    SourceImage,
+)
+from hobot_npu_infer.core.pipeline.crop_stage import CropConfig, CropStage
 from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch, PreprocessConfig, Preprocessor
+import numpy as np
 
 
 @dataclass
@@ -63,7 +68,8 @@ class ImageResult:
 
 
 class DetectionPipeline:
-    """One model on every frame: pre-processing, the backend, a decoder, an optional crop model.
+    """
+    One model on every frame: pre-processing, the backend, a decoder, an optional crop model.
 
     Keeps the :class:`~hobot_npu_infer.core.pipeline.contract.Pipeline` contract.
     """

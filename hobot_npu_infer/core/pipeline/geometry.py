@@ -3,9 +3,8 @@
 from dataclasses import dataclass
 from typing import Tuple
 
-import numpy as np
-
 from hobot_npu_infer.core.errors import ConfigError
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,8 @@ class ImageTransform:
 
 
 def fit(source_size: Tuple[int, int], target_size: Tuple[int, int], mode: str) -> ImageTransform:
-    """Where an image of ``source_size`` lands inside ``target_size``.
+    """
+    Where an image of ``source_size`` lands inside ``target_size``.
 
     ``stretch`` scales each axis to fill; ``letterbox`` keeps the aspect ratio and centres the
     image between pad bands. Scales are the resized pixel size over the source size, exactly what

@@ -1,4 +1,5 @@
-"""Images to a model's input tensor: resize or letterbox, channel order, layout, dtype, normalisation.
+"""
+Images to a model's input tensor: resize or letterbox, channel order, layout, dtype, normalisation.
 
 All pixel work is OpenCV or whole-array numpy. The batch tensor is written in place, one image
 slot at a time, so no intermediate canvas is allocated per image.
@@ -14,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
-import numpy as np
-
-from hobot_npu_infer.core.errors import ConfigError, ImageError
-from hobot_npu_infer.core.pipeline.geometry import ImageTransform, fit
-from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_rows, nv12_to_bgr, pixel_size
 from hobot_npu_infer.core.backends.tensors import LAYOUTS, NV12, TensorSpec
+from hobot_npu_infer.core.errors import ConfigError, ImageError
+from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_rows, nv12_to_bgr, pixel_size
+from hobot_npu_infer.core.pipeline.geometry import fit, ImageTransform
+import numpy as np
 
 RESIZE_MODES = ('letterbox', 'stretch')
 CHANNEL_ORDERS = ('rgb', 'bgr')
@@ -140,8 +140,10 @@ class Preprocessor:
     def prepare(self, images: Sequence[np.ndarray],
                 channel_orders: Union[str, Sequence[str]] = 'bgr',
                 batch_size: Optional[int] = None) -> PreparedBatch:
-        """Prepare ``images`` (HxWxC uint8, or (H*3/2)xW in order 'nv12') as one batch, padded
-        with zero slots to ``batch_size``."""
+        """
+        Prepare ``images`` (HxWxC uint8, or (H*3/2)xW in order 'nv12') as one batch, padded
+        with zero slots to ``batch_size``.
+        """
         if not images:
             raise ImageError('no images to prepare')
         orders = [channel_orders] * len(images) if isinstance(channel_orders, str) \

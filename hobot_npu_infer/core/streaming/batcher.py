@@ -1,9 +1,11 @@
-"""The newest frame of each source, and nothing older: a frame replaced before it was taken is
-dropped and counted, so a slow model never builds a backlog."""
+"""
+The newest frame of each source, and nothing older: a frame replaced before it was taken is
+dropped and counted, so a slow model never builds a backlog.
+"""
 
+from dataclasses import dataclass, field
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 
@@ -16,7 +18,8 @@ class Frame:
 
 
 class FrameBatcher:
-    """One slot per source; takers get sources round-robin so every camera is served.
+    """
+    One slot per source; takers get sources round-robin so every camera is served.
 
     ``take`` forms batches as Triton's dynamic batcher does: it returns as soon as
     ``max_frames`` sources have a frame waiting, or when the oldest waiting frame has waited
@@ -55,7 +58,8 @@ class FrameBatcher:
 
     def take(self, max_frames: int = 1, timeout: Optional[float] = None,
              max_delay_s: float = 0.0) -> List[Frame]:
-        """Up to ``max_frames`` frames of distinct sources, waiting until one is there, then up
+        """
+        Up to ``max_frames`` frames of distinct sources, waiting until one is there, then up
         to ``max_delay_s`` after the oldest one's arrival for the batch to fill.
 
         Returns an empty list on timeout or once closed.

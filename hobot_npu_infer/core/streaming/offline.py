@@ -1,24 +1,24 @@
-"""Many images at once: image files through the same batcher and runtime pool as live streams.
+"""
+Many images at once: image files through the same batcher and runtime pool as live streams.
 
 Every file is a source of its own, so nothing is dropped as stale; files are read ahead of the
 runner only as far as a few batches, so memory stays bounded on large directories.
 """
 
+from collections import defaultdict
+from dataclasses import dataclass
 import os
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List
 
-
 from hobot_npu_infer.core.errors import ImageError, InferError
-from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
-from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
 from hobot_npu_infer.core.imaging.image_files import read_image
 from hobot_npu_infer.core.imaging.image_sequences import list_images
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
+from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult, StreamRunner
+from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
 
 
 def expand_paths(paths: Iterable[str]) -> List[str]:

@@ -1,4 +1,5 @@
-"""Live streams through a pipeline: newest frames in, results out, on two threads.
+"""
+Live streams through a pipeline: newest frames in, results out, on two threads.
 
 The prepare thread forms batches (up to ``max_batch`` sources, waiting at most
 ``max_batch_delay_s`` after the oldest frame arrived), converts and pre-processes them while one
@@ -12,21 +13,20 @@ backlog; and a result older than one already delivered for its source is dropped
 source's output stays in order when several runtimes finish out of turn.
 """
 
+from dataclasses import dataclass, field
 import functools
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
-
-import numpy as np
+from typing import Callable, Dict, List, Optional
 
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import InferError, one_line
-from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
-from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
 from hobot_npu_infer.core.pipeline.contract import FramePlan, Pipeline, SourceImage
 from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch
+from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
 from hobot_npu_infer.core.streaming.reload_backoff import ReloadBackoff
+from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
+import numpy as np
 
 Converter = Callable[[object], SourceImage]
 JIT_MARGIN_S = 0.002  # slack for the thread to wake up and take the frames
@@ -188,8 +188,10 @@ class StreamRunner:
             self._cond.notify_all()
 
     def _freshen(self, item: _Prepared, newer: List[Optional[Frame]]) -> Optional[_Prepared]:
-        """Swap each frame whose source sent a newer one while it waited; the old one is dropped
-        and the newer one runs what was planned for it."""
+        """
+        Swap each frame whose source sent a newer one while it waited; the old one is dropped
+        and the newer one runs what was planned for it.
+        """
         if all(frame is None for frame in newer):
             return item
         frames = []

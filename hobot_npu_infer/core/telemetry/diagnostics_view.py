@@ -1,4 +1,5 @@
-"""What diag_monitor shows: the latest diagnostic status of each name, as rows, JSON or a table.
+"""
+What diag_monitor shows: the latest diagnostic status of each name, as rows, JSON or a table.
 
 ROS-free: it takes plain data (name, level, message, values), so a ``StatusReport`` of
 :mod:`.health_reports`, a ``(name, level, message, values)`` tuple, or a
@@ -9,17 +10,27 @@ back the keys :mod:`.health_reports` writes (``frames_in``, ``input_rate_hz``, `
 model). Missing or malformed values become ``None`` (``null`` in JSON, ``-`` in the table).
 """
 
+from dataclasses import asdict, dataclass, field
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from hobot_npu_infer.core.telemetry.health_reports import (HEAD_STAGES, STAGES, SUMMARY_FIELDS,
-                                                           Level, stage_key)
+from hobot_npu_infer.core.telemetry.health_reports import (
+    HEAD_STAGES,
+    Level,
+    stage_key,
+    STAGES,
+    SUMMARY_FIELDS,
+)
 from hobot_npu_infer.core.telemetry.rolling_stats import Clock
-from hobot_npu_infer.core.telemetry.status_names import (HEAD, INPUT, MODEL, StatusName,
-                                                         parse_status_name)
+from hobot_npu_infer.core.telemetry.status_names import (
+    HEAD,
+    INPUT,
+    MODEL,
+    parse_status_name,
+    StatusName,
+)
 
 # Short names for the table header; every stage of STAGES has one.
 STAGE_ABBREVIATIONS = {'e2e': 'e2e', 'queue_wait': 'queue', 'preprocess': 'pre',
@@ -33,7 +44,8 @@ Number = Optional[Union[int, float]]
 
 
 def level_number(level: Any) -> int:
-    """A status level as a number, from a number or the one byte diagnostic_msgs carries.
+    """
+    A status level as a number, from a number or the one byte diagnostic_msgs carries.
 
     An empty or malformed level is -1 (shown UNKNOWN).
     """
@@ -64,9 +76,11 @@ class StatusEntry:
 
     @classmethod
     def of(cls, status: Any) -> 'StatusEntry':
-        """From a StatusEntry, a ``(name, level, message, values)`` tuple or anything with those
+        """
+        From a StatusEntry, a ``(name, level, message, values)`` tuple or anything with those
         attributes (a StatusReport, a diagnostic_msgs/DiagnosticStatus); ``values`` may be a
-        dict, (key, value) pairs or KeyValue messages."""
+        dict, (key, value) pairs or KeyValue messages.
+        """
         if isinstance(status, StatusEntry):
             return status
         if isinstance(status, (tuple, list)):
@@ -131,7 +145,8 @@ class _JsonRow:
 
 
 class _Row(_JsonRow):
-    """What the rows of infer_node's statuses share: each is built from a status and its name.
+    """
+    What the rows of infer_node's statuses share: each is built from a status and its name.
 
     Each kind of row says in ``_fields`` what it reads of the status name and values; the node,
     level, message, age and name are filled in here.
@@ -270,7 +285,8 @@ def _sort_key(name: str) -> Tuple[str, str, str]:
 
 
 class DiagnosticsSnapshot:
-    """The latest status of each name and when it was last seen.
+    """
+    The latest status of each name and when it was last seen.
 
     ``node``: keep only statuses named ``<node>: ...``. ``include_all``: also keep statuses that
     infer_node did not write (shown as name, level and message). ``stale_after_s``: a status not
@@ -294,8 +310,10 @@ class DiagnosticsSnapshot:
         return self.include_all or parse_status_name(name) is not None
 
     def update(self, statuses: Iterable[Any], now: Optional[float] = None) -> int:
-        """Record statuses (later ones replace earlier ones of the same name); returns how many
-        were kept."""
+        """
+        Record statuses (later ones replace earlier ones of the same name); returns how many
+        were kept.
+        """
         now = self._clock() if now is None else now
         kept = 0
         with self._lock:
@@ -334,8 +352,10 @@ class DiagnosticsSnapshot:
         return level_name(entry.level), entry.message
 
     def rows(self, now: Optional[float] = None) -> List[Row]:
-        """Input rows, then model rows, then head rows, then (with include_all) other statuses;
-        each group in order of node, then topic or model (or name), then head."""
+        """
+        Input rows, then model rows, then head rows, then (with include_all) other statuses;
+        each group in order of node, then topic or model (or name), then head.
+        """
         now = self._clock() if now is None else now
         with self._lock:
             latest = sorted(self._latest.items(), key=lambda item: _sort_key(item[0]))
@@ -366,7 +386,8 @@ class DiagnosticsSnapshot:
 
 
 def snapshot_of(arrays: Iterable[Any], **options) -> DiagnosticsSnapshot:
-    """The latest status of each name in diagnostic_msgs/DiagnosticArray messages, oldest first.
+    """
+    The latest status of each name in diagnostic_msgs/DiagnosticArray messages, oldest first.
 
     ``options`` are DiagnosticsSnapshot's; this is how the demo and the benchmarks read what a
     node published on /diagnostics.
@@ -506,8 +527,10 @@ def _lead_columns(rows: Sequence[Any], several_nodes: bool, *subjects: _Column) 
 
 
 def _fitted(columns: List[_Column], optional: Sequence[str], width: int) -> List[_Column]:
-    """``columns`` less those of the ``optional`` headers (least useful first) that do not
-    fit in ``width``."""
+    """
+    ``columns`` less those of the ``optional`` headers (least useful first) that do not
+    fit in ``width``.
+    """
     for header in optional:
         if _fits(columns, width):
             break
@@ -592,10 +615,12 @@ def _other_lines(others: List[OtherRow], width: int) -> List[str]:
 
 def render_table(snapshot: DiagnosticsSnapshot, width: int = 120,
                  now: Optional[float] = None) -> str:
-    """A fixed-width table: one line per input, then one per model, then one per head of a
+    """
+    A fixed-width table: one line per input, then one per model, then one per head of a
     packed model on an input (and, with include_all, one per other status); a non-OK row is
     followed by its message. Latencies are p50/p99 in ms; stage columns that do not fit in
-    ``width`` are left out (said below the table)."""
+    ``width`` are left out (said below the table).
+    """
     width = max(MIN_WIDTH, int(width))
     rows = snapshot.rows(now)
     inputs = [r for r in rows if isinstance(r, InputRow)]

@@ -1,18 +1,23 @@
-"""Per-source and per-model statistics, and the status each one reports (OK, WARN, ERROR, STALE).
+"""
+Per-source and per-model statistics, and the status each one reports (OK, WARN, ERROR, STALE).
 
 ROS-free: the ROS layer turns a :class:`StatusReport` into a ``diagnostic_msgs/DiagnosticStatus``
 and ``diag_monitor`` reads the same keys back, so the key names below are the contract.
 """
 
-import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
+import threading
+import time
 from typing import Callable, Dict, List, Optional
 
-from hobot_npu_infer.core.telemetry.rolling_stats import (Clock, LatencySummary, LatencyWindow,
-                                                          RateMeter)
+from hobot_npu_infer.core.telemetry.rolling_stats import (
+    Clock,
+    LatencySummary,
+    LatencyWindow,
+    RateMeter,
+)
 
 STAGES = ('e2e', 'queue_wait', 'preprocess', 'inference', 'postprocess', 'publish')
 HEAD_STAGES = ('inference', 'postprocess')  # the stages of each head of a packed model
@@ -52,7 +57,8 @@ def _fmt(value: float) -> str:
 
 
 def summary_values(stage: str, summary: LatencySummary) -> Dict[str, str]:
-    """A stage's latency summary as status values, one key per statistic (see stage_key).
+    """
+    A stage's latency summary as status values, one key per statistic (see stage_key).
 
     Every status that reports a latency writes it this way, so diag_monitor reads it back alike.
     """
@@ -163,7 +169,8 @@ class SourceStats:
 
 
 class ModelStats:
-    """Runs, batches and failures of one model; a failure stays current until the next good run.
+    """
+    Runs, batches and failures of one model; a failure stays current until the next good run.
 
     A run of ``slots`` batch slots holding ``images`` real images pads ``slots - images``
     (fixed-batch models); the busy fraction is inference time over wall time and runtimes.

@@ -1,9 +1,9 @@
 """Rolling latency and rate statistics for diagnostics and benchmarks; thread-safe."""
 
-import threading
-import time
 from collections import deque
 from dataclasses import asdict, dataclass
+import threading
+import time
 from typing import Any, Callable, Deque, Dict, Iterable, Optional, Tuple
 
 import numpy as np
@@ -38,7 +38,8 @@ def summarize(samples: Iterable[float]) -> LatencySummary:
 
 def expire(entries: Deque[Any], horizon: float,
            stamp: Callable[[Any], float] = lambda entry: entry) -> None:
-    """Drop the entries stamped before ``horizon`` from the front of ``entries``.
+    """
+    Drop the entries stamped before ``horizon`` from the front of ``entries``.
 
     Every rolling window appends entries in time order, so the expired ones are the oldest, at
     the front. ``stamp`` gives an entry's time; by default the entry is its time.

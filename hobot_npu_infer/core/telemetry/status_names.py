@@ -1,4 +1,5 @@
-"""Diagnostic status names, built and read back in this one place.
+"""
+Diagnostic status names, built and read back in this one place.
 
 The nodes name their statuses ``<node>: <task>``, as diagnostic_updater does; the task says what
 the status is about: ``<node>: input <topic>`` (one camera input), ``<node>: model <model>`` (the
@@ -42,7 +43,8 @@ def head_status(node: str, head: str, topic: str) -> str:
 
 
 def parse_status_name(name: str) -> Optional[StatusName]:
-    """What a name built by this module says; None for any other name.
+    """
+    What a name built by this module says; None for any other name.
 
     The node is what comes before the first ``': '``; a model name may hold anything after
     ``model ``, while head names and topics hold no spaces (they are parts of topic names).

@@ -1,4 +1,5 @@
-"""Rockchip NPUs (RK3588, RK3576, RK356x): rknnlite on the board, rknn-toolkit2's simulator on x86.
+"""
+Rockchip NPUs (RK3588, RK3576, RK356x): rknnlite on the board, rknn-toolkit2's simulator on x86.
 
 On a board a ``.rknn`` file runs through ``rknnlite.api.RKNNLite``, one runtime per NPU core by
 default (RK3588: NPU_CORE_0/1/2). On a PC an ``.onnx`` file is built for the target chip by
@@ -13,27 +14,40 @@ import tempfile
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
-from hobot_npu_infer.core.backends.boards import (ROCKCHIP_NPU_CORES, Board, detect_board,
-                                                  rockchip_npu_load)
+from hobot_npu_infer.core.backends.base import (
+    Backend,
+    Inputs,
+    Model,
+    register_backend,
+    require_file,
+)
+from hobot_npu_infer.core.backends.boards import (
+    Board,
+    detect_board,
+    ROCKCHIP_NPU_CORES,
+    rockchip_npu_load,
+)
+from hobot_npu_infer.core.backends.rknn.model_file import (
+    read_build_record,
+    read_rknn_tensors,
+    write_build_record,
+)
+from hobot_npu_infer.core.backends.rknn.simulator import open_simulator, resident_mb
+from hobot_npu_infer.core.backends.tensors import BatchCapability, guess_layout, TensorSpec
 from hobot_npu_infer.core.errors import BackendError, ConfigError, ModelLoadError
 from hobot_npu_infer.core.pipeline.geometry import parse_size
 from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb
-from hobot_npu_infer.core.backends.tensors import BatchCapability, TensorSpec, guess_layout
-from hobot_npu_infer.core.backends.base import (Backend, Inputs, Model, register_backend,
-                                                require_file)
-from hobot_npu_infer.core.backends.rknn.model_file import (read_build_record, read_rknn_tensors,
-                                                           write_build_record)
-from hobot_npu_infer.core.backends.rknn.simulator import open_simulator, resident_mb
+import numpy as np
 
 CORE_MASKS = {'auto': 0, 'core0': 1, 'core1': 2, 'core2': 4, 'core0_1': 3, 'core0_1_2': 7}
 DEFAULT_SIMULATOR_SIZE = (640, 640)
 
 
 def core_masks(spec: str, soc: str, runtimes: int) -> List[int]:
-    """The core mask of each runtime: 'auto' pins runtime i to core i (mod the core count) on
-    multi-core chips; a name, or a comma list with one name per runtime, is used as given."""
+    """
+    The core mask of each runtime: 'auto' pins runtime i to core i (mod the core count) on
+    multi-core chips; a name, or a comma list with one name per runtime, is used as given.
+    """
     cores = ROCKCHIP_NPU_CORES[soc]
     names = [n.strip() for n in (spec or 'auto').split(',')]
     for name in names:
@@ -191,8 +205,10 @@ class RknnBackend(Backend):
         return RknnModel(_stem(path), runner, inputs, specs, process_rss_mb() - before, 'board')
 
     def _board_inputs(self, path: str) -> List[TensorSpec]:
-        """The inputs as the file's table gives them, batch as built: an image NHWC uint8 (H
-        and W from the file, or input_size), a trunk's features (a head's input) float32."""
+        """
+        The inputs as the file's table gives them, batch as built: an image NHWC uint8 (H
+        and W from the file, or input_size), a trunk's features (a head's input) float32.
+        """
         tensors = read_rknn_tensors(path, outputs=False)
         batch = self.batch_size or int(read_build_record(path).get('rknn_batch_size', 1))
         if self.input_size:
@@ -214,8 +230,10 @@ class RknnBackend(Backend):
         return specs
 
     def convert(self, path: str, rknn_path: str) -> Model:
-        """Build ``path`` (.onnx) for the target, write the .rknn file a board runs, and keep the
-        built model running in the simulator (to check it before copying it to the board)."""
+        """
+        Build ``path`` (.onnx) for the target, write the .rknn file a board runs, and keep the
+        built model running in the simulator (to check it before copying it to the board).
+        """
         require_file(path)
         model = self._load_in_simulator(path, os.path.abspath(rknn_path))
         write_build_record(rknn_path, {
@@ -274,8 +292,10 @@ class RknnBackend(Backend):
         return self.input_size or DEFAULT_SIMULATOR_SIZE
 
     def _calibration_list(self, size: Tuple[int, int], directory: str) -> str:
-        """Calibration images through the same letterbox as inference, as .npy files listed in
-        the text file rknn.build reads."""
+        """
+        Calibration images through the same letterbox as inference, as .npy files listed in
+        the text file rknn.build reads.
+        """
         from hobot_npu_infer.core.imaging.image_files import read_image
         from hobot_npu_infer.core.imaging.image_sequences import list_images
         from hobot_npu_infer.core.pipeline.preprocess import PreprocessConfig, Preprocessor

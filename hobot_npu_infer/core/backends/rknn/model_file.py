@@ -1,4 +1,5 @@
-"""What a .rknn file says about itself, and what rknn_convert records beside it.
+"""
+What a .rknn file says about itself, and what rknn_convert records beside it.
 
 rknnlite's Python API cannot query a loaded model's inputs, but the toolkit writes a table of
 every input and output (name, shape, layout) into the file as a Python literal. It is read here
@@ -8,10 +9,10 @@ The table does not hold the compiled batch (rknn_batch_size), so rknn_convert wr
 """
 
 import ast
+from dataclasses import dataclass
 import json
 import mmap
 import os
-from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from hobot_npu_infer.core.models.builtin_models import atomic_write

@@ -1,5 +1,7 @@
-"""Where the rknn-toolkit2 simulator runs: in this process when the toolkit imports here, else in
-the toolkit's own Python (``make rknn-sim`` makes ``.venv-rknn``) behind a pipe."""
+"""
+Where the rknn-toolkit2 simulator runs: in this process when the toolkit imports here, else in
+the toolkit's own Python (``make rknn-sim`` makes ``.venv-rknn``) behind a pipe.
+"""
 
 import importlib.util
 import os
@@ -7,18 +9,19 @@ import subprocess
 import tempfile
 from typing import Dict, List, Optional, Union
 
-import numpy as np
-
+from hobot_npu_infer.core.backends.rknn import simulator_worker as worker
 from hobot_npu_infer.core.errors import BackendError
 from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb
-from hobot_npu_infer.core.backends.rknn import simulator_worker as worker
+import numpy as np
 
 PYTHON_ENV = 'HOBOT_NPU_INFER_RKNN_PYTHON'
 
 
 class SimulatorProcess:
-    """A worker process running :func:`rknn_simulator_worker.serve`, one model per process;
-    one request at a time (its RknnModel serialises the runs)."""
+    """
+    A worker process running :func:`rknn_simulator_worker.serve`, one model per process;
+    one request at a time (its RknnModel serialises the runs).
+    """
 
     def __init__(self, python: str):
         if not os.access(python, os.X_OK):

@@ -1,4 +1,5 @@
-"""The rknn-toolkit2 simulator, served over a pipe from the toolkit's own Python environment.
+"""
+The rknn-toolkit2 simulator, served over a pipe from the toolkit's own Python environment.
 
 rknn-toolkit2 needs numpy<2 and torch, so it lives in an environment of its own (made by
 ``make rknn-sim``); the node runs this file there as a script and talks to it through stdin and
@@ -53,11 +54,13 @@ def receive_message(stream: BinaryIO) -> Tuple[Dict, List[np.ndarray]]:
 
 def _fixed_onnx(path: str, size: Tuple[int, int], known: Dict[str, List[int]],
                 directory: str) -> Tuple[str, Dict[str, List[int]], List[str]]:
-    """The model with every dynamic input dimension fixed (the simulator builds static graphs):
+    """
+    The model with every dynamic input dimension fixed (the simulator builds static graphs):
     an input named in ``known`` (a trunk's output, read by a head) to that shape, any other to
     batch 1 and an image's height and width to ``size``; outputs are left for the toolkit to
     infer. Returns the path it wrote, the fixed input shapes (batch 1: the toolkit's
-    rknn_batch_size multiplies it) and the output names."""
+    rknn_batch_size multiplies it) and the output names.
+    """
     import onnx
     model = onnx.load(path)
     initialisers = {i.name for i in model.graph.initializer}
@@ -88,8 +91,10 @@ def _fixed_onnx(path: str, size: Tuple[int, int], known: Dict[str, List[int]],
 
 
 def is_image(shape: Sequence[int]) -> bool:
-    """A 3-channel NCHW input is an image, fed NHWC uint8 with mean/std folded in; any other
-    input (a trunk's features, read by a head) is fed as it is, float32 NCHW."""
+    """
+    A 3-channel NCHW input is an image, fed NHWC uint8 with mean/std folded in; any other
+    input (a trunk's features, read by a head) is fed as it is, float32 NCHW.
+    """
     return len(shape) == 4 and shape[1] == 3
 
 
