@@ -10,11 +10,10 @@ from hobot_npu_infer.ros.launch_arguments import (
     single_camera_arguments,
     use_test_camera_argument,
 )
+from launch import LaunchDescription
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from launch import LaunchDescription
 
 
 def generate_launch_description():

@@ -15,6 +15,7 @@ from hobot_npu_infer.ros.launch_arguments import (
     single_camera_arguments,
     use_test_camera_argument,
 )
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.events import matches_action
@@ -23,8 +24,6 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
-
-from launch import LaunchDescription
 
 
 def generate_launch_description():

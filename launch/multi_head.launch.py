@@ -1,17 +1,19 @@
 """
-CenterFace as a packed model: faces at the camera rate, landmarks five times slower, over one
-shared trunk. The same nodes as infer.launch.py, with config/multi_head.yaml.
+CenterFace as a packed model: faces and landmarks at their own rates over one shared trunk.
 
-ros2 launch hobot_npu_infer multi_head.launch.py [namespace:=robot1] [image_topic:=/camera/image_raw]
+Faces at the camera rate, landmarks five times slower. The same nodes as infer.launch.py, with
+config/multi_head.yaml.
+
+ros2 launch hobot_npu_infer multi_head.launch.py [namespace:=robot1]
+    [image_topic:=/camera/image_raw]
 """
 
 from hobot_npu_infer.ros.launch_arguments import installed_config, PACKAGE
+from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 
 def generate_launch_description():

@@ -5,6 +5,7 @@ import random
 
 from hypothesis import settings
 import pytest
+from stream_harness import make_harness  # noqa: F401 (a fixture for every test)
 
 # The same examples on every run: property tests find bugs while they are written, and CI
 # never fails on a fresh random draw.
@@ -42,7 +43,7 @@ def model_cache(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def photos(tmp_path_factory):
-    """The real sample photos saved as PNG files, by name."""
+    """Save the real sample photos as PNG files, by name."""
     import cv2
     from hobot_npu_infer.core.imaging.sample_images import load_sample
     directory = tmp_path_factory.mktemp('photos')
@@ -62,8 +63,10 @@ def centerface_pipeline(model_cache):
 @pytest.fixture(scope='session')
 def rknn_simulator():
     """
-    rknn-toolkit2's Python (``make rknn-sim``; ``make test`` always makes it and points
-    HOBOT_NPU_INFER_RKNN_PYTHON at it). Unset only when pytest is run by hand without it.
+    Return rknn-toolkit2's Python.
+
+    It is made by ``make rknn-sim``; ``make test`` always makes it and points
+    HOBOT_NPU_INFER_RKNN_PYTHON at it. Unset only when pytest is run by hand without it.
     """
     python = os.environ.get('HOBOT_NPU_INFER_RKNN_PYTHON', '')
     if not python:

@@ -5,7 +5,7 @@ import pytest
 
 def raises_one_line(error_type, call, *args, **kwargs):
     """
-    The ``error_type`` that ``call(*args, **kwargs)`` raises, checked to be one line of text.
+    Return the ``error_type`` that ``call(*args, **kwargs)`` raises, checked to be one line.
 
     Every user-facing error is one line (hobot_npu_infer.core.errors), so the tests check it
     in one place and then look at what the line says.

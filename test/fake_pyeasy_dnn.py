@@ -55,6 +55,7 @@ running = {'now': 0, 'most': 0}  # forward calls under way at once, across all m
 
 
 class TensorProperties:
+
     def __init__(self, spec: dict):
         self.tensor_type = spec['tensor_type']
         self.dtype = 'uint8' if self.tensor_type in IMAGE_TYPES else self.tensor_type
@@ -64,6 +65,7 @@ class TensorProperties:
 
 
 class pyDNNTensor:  # noqa: N801  (the vendor's name)
+
     def __init__(self, spec: dict, memory: np.ndarray):
         self.name = spec['name']
         self.properties = TensorProperties(spec)
@@ -84,7 +86,7 @@ def _input_bytes(props: TensorProperties) -> int:
 
 
 def _input_array(props: TensorProperties, data: bytes) -> np.ndarray:
-    """An input's bytes as the runtime reads them: NV12 as (N, H*3/2, W), else its shape."""
+    """Shape an input's bytes as the runtime reads them: NV12 as (N, H*3/2, W), else its shape."""
     if props.tensor_type in ('NV12', 'NV12_SEPARATE'):
         h, w = props.shape[2:4] if props.layout == 'NCHW' else props.shape[1:3]
         return np.frombuffer(data, np.uint8).reshape(props.shape[0], h * 3 // 2, w)
@@ -106,6 +108,7 @@ def _channel_means(props: TensorProperties, image: np.ndarray) -> np.ndarray:
 
 
 class Model:
+
     def __init__(self, spec: dict):
         self.name = spec['name']
         self.estimate_latency = spec.get('latency_ms', 0)

@@ -52,7 +52,7 @@ def reset(cores: int = 3) -> None:
 
 
 def _graph(path: str) -> Optional[dict]:
-    """{'inputs': [(name, (1, C, H, W))], 'outputs': [(name, shape)]} from the file, or None."""
+    """Read {'inputs': [(name, (1, C, H, W))], 'outputs': [(name, shape)]} of a file, or None."""
     try:
         with open(path, 'rb') as f:
             data = f.read()

@@ -1,4 +1,6 @@
 """
+Integration-test access to real ROS 2 processes.
+
 Integration-test access to real ROS 2 processes and a listening node (the package's own
 RosProcess and Listener), with the loopback DDS environment set for this test process.
 """
@@ -21,8 +23,10 @@ INFER_EXECUTABLES = ('infer_node', 'infer_lifecycle_node')
 
 def start_infer(executable, params, listener, log_path, node_name='infer_node', env=None):
     """
-    infer_node, or infer_lifecycle_node taken through configure and activate by
-    ``listener``: either way, serving when this returns.
+    Start infer_node, or infer_lifecycle_node taken through configure and activate.
+
+    The lifecycle node is taken through them by ``listener``; either way, the node is serving
+    when this returns.
     """
     node = RosProcess(executable, params, log_path=log_path, node_name=node_name, env=env)
     if executable == 'infer_lifecycle_node':
@@ -42,8 +46,10 @@ def start_infer(executable, params, listener, log_path, node_name='infer_node', 
 def cameras_into_infer_node(tmp_path, topics, node_params, images, rate_hz, node_name,
                             listener_name, subscribe=lambda listener: None):
     """
-    (listener, node): infer_node on ``topics`` fed by image_source, both reliable, with
-    JSON detections, and a listener on each topic's detections and on /diagnostics.
+    Yield (listener, node): infer_node on ``topics`` fed by image_source.
+
+    Both are reliable, with JSON detections, and the listener listens on each topic's
+    detections and on /diagnostics.
 
     The multi-camera tests all start this way, and all expect both processes to exit cleanly
     afterwards (a failing test keeps its own error). ``subscribe(listener)`` adds a test's own
@@ -91,8 +97,10 @@ def stamp_key(stamp):
 
 def published_frame_ids(listener, image_topic, up_to):
     """
-    Stamp -> frame_id of the frames received on ``image_topic``, once the listener holds
-    every frame up to the stamp ``up_to`` (detections may overtake their image here).
+    Map stamp -> frame_id of the frames received on ``image_topic``.
+
+    Waits until the listener holds every frame up to the stamp ``up_to`` (detections may
+    overtake their image here).
     """
     listener.wait_for(lambda: any(stamp_key(m.header.stamp) >= up_to
                                   for m in listener.received(image_topic)), timeout=10)
@@ -105,7 +113,7 @@ __all__ = ['published_frame_ids', 'stamp_key', 'Listener', 'RosProcess', 'child_
 
 
 def newest_status(listener, name_part):
-    """The newest /diagnostics status whose name contains ``name_part``, or None."""
+    """Return the newest /diagnostics status whose name contains ``name_part``, or None."""
     for array in reversed(listener.received('/diagnostics')):
         for status in array.status:
             if name_part in status.name:
@@ -114,6 +122,6 @@ def newest_status(listener, name_part):
 
 
 def newest_values(listener, name_part):
-    """That status's key-values as a dict; empty before it arrives."""
+    """Return that status's key-values as a dict; empty before it arrives."""
     status = newest_status(listener, name_part)
     return {kv.key: kv.value for kv in status.values} if status is not None else {}

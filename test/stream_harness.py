@@ -1,6 +1,8 @@
 """
-The stream-runner harness: a real DetectionPipeline on a fake model that encodes each
-image's content in its box, so a result that belongs to another frame cannot go unnoticed.
+The stream-runner harness.
+
+A real DetectionPipeline on a fake model that encodes each image's content in its box, so a
+result that belongs to another frame cannot go unnoticed.
 """
 
 from dataclasses import dataclass, field
@@ -108,6 +110,7 @@ class Recorder:
 
 
 class RecordingModelStats(ModelStats):
+
     def __init__(self):
         super().__init__('fake')
         self.errors = Recorder()
@@ -120,6 +123,7 @@ class RecordingModelStats(ModelStats):
 @dataclass
 class Payload:
     """What a fake camera sends: a constant image of ``value``."""
+
     value: int
     size: Tuple[int, int] = INPUT  # (W, H)
     bad: bool = False
@@ -209,7 +213,7 @@ def make_harness():
 
 
 def check_result(result: FrameResult) -> None:
-    """The result's detection is the one encoded from its own frame's pixels."""
+    """Check that the result's detection is the one encoded from its own frame's pixels."""
     payload = result.frame.payload
     w, h = payload.size
     assert result.image.shape == (h, w, 3)

@@ -1,12 +1,13 @@
 """
 The batch-size table: raw backend against our whole pipeline, measured side by side.
 
-``python -m hobot_npu_infer.bench.batch_bench --model centerface --batch 1,2,4,8 --input-size 640x480``
-sweeps batch sizes, input sizes (``--input-size 320x256,640x480``) and runtime counts
-(``--runtimes 1,2``). A set of fixed-batch files, one per batch size as NPU toolchains compile
-them, is given with braces: ``--model 'osnet-batch{1,4,8}.rknn'``.
-``python -m hobot_npu_infer.bench.batch_bench --node``: the node against the raw backend (node_bench.py);
-``--node --sources 4 --rate 5``: four cameras into one node, batched against unbatched.
+``python -m hobot_npu_infer.bench.batch_bench --model centerface --batch 1,2,4,8
+--input-size 640x480`` sweeps batch sizes, input sizes (``--input-size 320x256,640x480``) and
+runtime counts (``--runtimes 1,2``). A set of fixed-batch files, one per batch size as NPU
+toolchains compile them, is given with braces: ``--model 'osnet-batch{1,4,8}.rknn'``.
+``python -m hobot_npu_infer.bench.batch_bench --node``: the node against the raw backend
+(node_bench.py); ``--node --sources 4 --rate 5``: four cameras into one node, batched against
+unbatched.
 
 Per row, raw inference runs (one prepared tensor, the backend only) and, with one runtime,
 pipeline runs (pre-processing from a photo, inference, decoding) alternate, so both see the same
@@ -37,7 +38,7 @@ COLUMNS = ('model', 'input_size', 'batch', 'runtimes', 'ms_per_batch_p50', 'ms_p
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.bench.batch_bench',
-                                     description=__doc__.splitlines()[0])
+                                     description=__doc__.strip().splitlines()[0])
     add_model_arguments(parser)
     parser.add_argument('--batch', default='1,2,4,8',
                         help='comma-separated batch sizes (a fixed-batch model: its own only)')

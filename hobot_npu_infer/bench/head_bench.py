@@ -1,5 +1,7 @@
 """
-Heads at their own rates over one backbone, measured: ``python -m hobot_npu_infer.bench.head_bench``.
+Heads at their own rates over one backbone, measured.
+
+Usage: ``python -m hobot_npu_infer.bench.head_bench``.
 
 A synthetic model (a heavy convolutional backbone and three light heads, built with the onnx
 helper API from a fixed seed) runs for some seconds of a 30 Hz video with heads at 30, 10 and
@@ -34,6 +36,8 @@ SIZE = 96
 
 def synthetic_model(path: str, seed: int = 7, width: int = 128, depth: int = 6) -> str:
     """
+    Write a synthetic multi-head ONNX model (from ``seed``) to ``path`` and return ``path``.
+
     A backbone of ``depth`` 3x3 convolutions of ``width`` channels at a quarter of the input
     size (several MB of weights, as real backbones have); each head a 3x3 convolution of the
     same width, about a sixth of the backbone, then a small 1x1 one.
@@ -76,7 +80,7 @@ def _scheduler():
 
 
 def _parts(model_path: str, workdir: str) -> Dict[str, str]:
-    """The shared split (trunk + heads) and one full model per head, as files."""
+    """Write the shared split (trunk + heads) and one full model per head; return the paths."""
     from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, save_split, split_model
     import onnx
     model = onnx.load(model_path)
@@ -124,7 +128,7 @@ def measure(model_path: str, seconds: float, threads: int) -> Dict[str, object]:
         frame_fn(list(RATES))
     for samples in part_ms.values():
         samples.clear()
-    spent = {mode: 0.0 for mode in modes}
+    spent = dict.fromkeys(modes, 0.0)
     for _ in range(max(1, round(seconds))):  # the modes alternate each second of video
         for mode, frame_fn in modes.items():
             scheduler = _scheduler()
@@ -175,7 +179,7 @@ def resident_mb(paths: Dict[str, str], names: List[str], threads: int) -> float:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.bench.head_bench',
-                                     description=__doc__.splitlines()[0])
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('--seconds', type=float, default=10.0, help='seconds of video (10)')
     parser.add_argument('--threads', type=int, default=0, help='inference threads (0: all)')
     parser.add_argument('--json', metavar='OUT', default='')

@@ -15,6 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 
 
 class Listener:
+
     def __init__(self, name: str = 'listener'):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -33,8 +34,9 @@ class Listener:
 
     def subscribe(self, msg_type, topic: str, qos=10, keep: int = 0) -> None:
         """
-        Record messages of ``topic`` with their arrival time (``time.time()``); ``keep`` > 0
-        keeps only that many of the newest.
+        Record messages of ``topic`` with their arrival time (``time.time()``).
+
+        ``keep`` > 0 keeps only that many of the newest.
         """
         with self._lock:
             self._messages.setdefault(topic, [])

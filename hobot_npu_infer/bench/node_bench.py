@@ -138,9 +138,11 @@ def node_benchmark(args, pipeline: DetectionPipeline) -> Dict[str, Dict[str, flo
 
 def multi_source_benchmark(args) -> Dict[str, object]:
     """
-    ``--sources`` cameras at ``--rate`` into one node, run unbatched (max_batch_size 1) and
-    batched (one frame per camera) in alternating rounds; throughput counts detection messages
-    of all cameras, latency is arrival minus the camera's stamp.
+    Benchmark ``--sources`` cameras at ``--rate`` into one node, unbatched against batched.
+
+    The node runs unbatched (max_batch_size 1) and batched (one frame per camera) in alternating
+    rounds; throughput counts detection messages of all cameras, latency is arrival minus the
+    camera's stamp.
     """
     from hobot_npu_infer.bench.ros_env import loopback_environment
     loopback_environment()

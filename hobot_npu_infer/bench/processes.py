@@ -1,6 +1,7 @@
 """
-Our executables in child processes, on the loopback DDS environment: for the demo, the node
-benchmark and the integration tests.
+Our executables in child processes, on the loopback DDS environment.
+
+Used by the demo, the node benchmark and the integration tests.
 """
 
 from importlib.metadata import entry_points
@@ -13,7 +14,7 @@ from hobot_npu_infer.bench.ros_env import child_environment
 
 
 def ros_value(value) -> str:
-    """A Python value as a ``-p name:=value`` override."""
+    """Format a Python value as a ``-p name:=value`` override."""
     if isinstance(value, (list, tuple)):
         return '[' + ','.join(ros_value(v) for v in value) + ']'
     if isinstance(value, bool):
@@ -24,7 +25,11 @@ def ros_value(value) -> str:
 
 
 def executable_module(executable: str) -> str:
-    """The module behind one of the package's console scripts (setup.py is the one table)."""
+    """
+    Return the module behind one of the package's console scripts.
+
+    setup.py is the one table.
+    """
     found = entry_points(group='console_scripts', name=executable)
     for entry in found:
         if entry.module.startswith('hobot_npu_infer.'):
@@ -34,8 +39,10 @@ def executable_module(executable: str) -> str:
 
 class RosProcess:
     """
-    One of the package's executables (a console script, by name) as ``python -m MODULE
-    [args] --ros-args [--params-file F] -p ...``, so it runs in this interpreter's venv.
+    One of the package's executables (a console script, by name) in a child process.
+
+    It runs as ``python -m MODULE [args] --ros-args [--params-file F] -p ...``, so in this
+    interpreter's venv.
     """
 
     def __init__(self, executable: str, params: Optional[Dict[str, object]] = None,

@@ -37,7 +37,7 @@ def loopback_environment(env: Optional[MutableMapping[str, str]] = None,
 
 
 def child_environment(**extra: str) -> Dict[str, str]:
-    """A copy of this process's (loopback) environment for a child process."""
+    """Return a copy of this process's (loopback) environment for a child process."""
     env = dict(loopback_environment(dict(os.environ)))
     env.update(extra)
     return env

@@ -105,7 +105,7 @@ def soak(args) -> Dict[str, object]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.bench.soak_bench',
-                                     description=__doc__.splitlines()[0])
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('--minutes', type=float, default=10.0)
     parser.add_argument('--sources', type=int, default=4)
     parser.add_argument('--overload', type=float, default=3.0,

@@ -66,6 +66,7 @@ def to_detections(raw: RawDetections, class_names: Sequence[str]) -> List[Detect
     return [
         Detection(tuple(float(v) for v in raw.boxes[i]), float(raw.scores[i]),
                   int(raw.class_ids[i]), class_name(class_names, int(raw.class_ids[i])),
-                  None if keypoints is None else tuple((float(x), float(y)) for x, y in keypoints[i]))
+                  None if keypoints is None
+                  else tuple((float(x), float(y)) for x, y in keypoints[i]))
         for i in range(len(raw.scores))
     ]

@@ -39,7 +39,7 @@ class OutputLayoutError(InferError):
 def one_line(exc: BaseException, named: bool = True, last: bool = False,
              limit: Optional[int] = 200) -> str:
     """
-    The exception as one line for an error message, a log or a diagnostic, never a traceback.
+    Format the exception as one line for a message, a log or a diagnostic, never a traceback.
 
     ``Type: first line of the message`` cut to ``limit`` characters, or the type alone when the
     message is empty. ``named=False`` leaves the type out where the text around it already says

@@ -8,6 +8,7 @@ T = TypeVar('T')
 
 
 class Registry(Generic[T]):
+
     def __init__(self, kind: str, unknown_error: Type[InferError] = ConfigError):
         self.kind = kind
         self.unknown_error = unknown_error

@@ -31,7 +31,7 @@ def vision_msgs_module() -> Optional[Any]:
 
 
 def resolve_format(requested: str) -> str:
-    """The format actually used: 'vision_msgs' or 'json'."""
+    """Return the format actually used: 'vision_msgs' or 'json'."""
     if requested not in FORMATS:
         raise ConfigError(f'detections_format must be one of {FORMATS}, got {requested!r}')
     available = vision_msgs_module() is not None

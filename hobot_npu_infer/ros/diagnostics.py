@@ -28,5 +28,5 @@ def to_array(stamp, reports: Iterable[StatusReport], hardware_id: str) -> Diagno
 
 
 def level_of(status: DiagnosticStatus) -> int:
-    """The status's level as a number (-1 when empty); diag_monitor reads it the same way."""
+    """Return the status's level as a number (-1 when empty), as diag_monitor reads it."""
     return level_number(status.level)

@@ -66,7 +66,7 @@ class HeadOutputs:
                 else:
                     self.publishers[key] = [
                         create_publisher(Float32MultiArray,
-                                              f'{source}/{head.name}/tensor_{i}', 10)
+                                         f'{source}/{head.name}/tensor_{i}', 10)
                         for i in range(outputs_per_head[head.name])]
                 self.latency[key] = {stage: LatencyWindow(window_s) for stage in HEAD_STAGES}
 

@@ -59,7 +59,7 @@ class ImageConversionError(ImageError):
 
 def image_to_array(msg: Any, keep_nv12: bool = False) -> Tuple[np.ndarray, str]:
     """
-    A sensor_msgs/Image as a uint8 array and its channel order ('rgb', 'bgr' or 'nv12').
+    Convert a sensor_msgs/Image to a uint8 array and its channel order ('rgb', 'bgr' or 'nv12').
 
     rgb8, bgr8, rgba8, bgra8 and mono8 give a view of ``msg.data`` (no copy; read-only if the
     data is ``bytes``): HxWx3 in the message's own order, the first three channels of 4-channel
@@ -110,7 +110,7 @@ def image_to_array(msg: Any, keep_nv12: bool = False) -> Tuple[np.ndarray, str]:
 
 def compressed_to_array(msg: Any) -> Tuple[np.ndarray, str]:
     """
-    A sensor_msgs/CompressedImage (JPEG, PNG, ...) decoded to an HxWx3 BGR array: (array, 'bgr').
+    Decode a sensor_msgs/CompressedImage (JPEG, PNG, ...) to an HxWx3 BGR array: (array, 'bgr').
 
     ``msg.format`` ('jpeg', 'png', 'bgr8; jpeg compressed bgr8', ...) is informative only: the
     decoder reads the data's own signature. Grey images decode to 3 equal channels.
@@ -145,7 +145,7 @@ def compressed_to_array(msg: Any) -> Tuple[np.ndarray, str]:
 def array_to_image_msg(array_: np.ndarray, encoding: str, header: Any = None, msg: Any = None,
                        *, order: str = 'bgr') -> Any:
     """
-    A sensor_msgs/Image of ``encoding`` holding a uint8 image.
+    Build a sensor_msgs/Image of ``encoding`` holding a uint8 image.
 
     ``array_`` is HxW grey, or HxWx3 / HxWx4 colour in channel ``order`` ('bgr' by default,
     'rgb' to pass back what image_to_array returned), converted to any of SUPPORTED_ENCODINGS.
@@ -175,7 +175,7 @@ def array_to_image_msg(array_: np.ndarray, encoding: str, header: Any = None, ms
 def array_to_compressed_msg(array_bgr: np.ndarray, fmt: str = 'jpeg', header: Any = None,
                             quality: int = 90) -> Any:
     """
-    A sensor_msgs/CompressedImage of a BGR (or grey) uint8 image, as 'jpeg' or 'png'.
+    Encode a BGR (or grey) uint8 image as a sensor_msgs/CompressedImage, 'jpeg' or 'png'.
 
     ``format`` follows compressed_image_transport: 'bgr8; jpeg compressed bgr8' (or mono8 for
     grey), so image_transport subscribers decode it. ``quality`` (1..100) applies to JPEG.
@@ -221,7 +221,8 @@ def _normalise_encoding(encoding: Any) -> str:
     enc = str(encoding).strip().lower()
     if enc not in _BYTES_PER_PIXEL:
         raise ImageConversionError(
-            f'unsupported encoding {str(encoding)!r} (supported: {", ".join(SUPPORTED_ENCODINGS)})',
+            f'unsupported encoding {str(encoding)!r} '
+            f'(supported: {", ".join(SUPPORTED_ENCODINGS)})',
             'encoding')
     return enc
 
@@ -243,7 +244,7 @@ def _check_size(width: int, height: int, encoding: str) -> None:
 
 
 def _byte_buffer(data: Any, what: str) -> np.ndarray:
-    """``data`` (array.array, bytes, bytearray, memoryview, ndarray or list) as 1-D uint8."""
+    """Get ``data`` (array.array, bytes, bytearray, memoryview, ndarray or list) as 1-D uint8."""
     if isinstance(data, np.ndarray) and data.dtype == np.uint8:
         return data.reshape(-1)
     try:
@@ -333,7 +334,7 @@ def _bgr_to_packed_422(bgr: np.ndarray, uyvy: bool) -> np.ndarray:
 
 
 def _bgr_to_packed_422_numpy(bgr: np.ndarray, uyvy: bool) -> np.ndarray:
-    """The same for older OpenCV: BT.601 limited range, chroma averaged over pixel pairs."""
+    """Do the same for older OpenCV: BT.601 limited range, chroma averaged over pixel pairs."""
     height, width = bgr.shape[:2]
     yuv = cv2.transform(bgr, _BGR_TO_YUV_BT601_LIMITED)  # uint8 HxWx3, rounded and saturated
     pairs = yuv[:, :, 1:].reshape(height, width // 2, 2, 2).astype(np.uint16)
@@ -358,5 +359,9 @@ def _set_data(msg: Any, out: np.ndarray) -> None:
 
 
 def _cause(exc: BaseException) -> str:
-    """An OpenCV error on one line: its messages carry a traceback, the cause on the last line."""
+    """
+    Return an OpenCV error on one line.
+
+    Its messages carry a traceback, the cause on the last line.
+    """
     return one_line(exc, named=False, last=True, limit=None)

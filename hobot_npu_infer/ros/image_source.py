@@ -54,6 +54,7 @@ PARAMETERS = [
 
 
 class ImageSource(Node):
+
     def __init__(self, **kwargs):
         super().__init__('image_source', **kwargs)
         p = declare(self, PARAMETERS)
@@ -65,7 +66,8 @@ class ImageSource(Node):
         frame_ids = p['frame_ids'] or (['camera'] if len(topics) == 1 else
                                        [f'camera_{i}' for i in range(len(topics))])
         if len(frame_ids) != len(topics):
-            raise InvalidParameter(f'frame_ids has {len(frame_ids)} names for {len(topics)} topics')
+            raise InvalidParameter(
+                f'frame_ids has {len(frame_ids)} names for {len(topics)} topics')
         size = parse_size(p['size']) if p['size'] else None
         self.encoding = p['encoding']
         self.compressed = self.encoding in COMPRESSED
@@ -110,7 +112,8 @@ class ImageSource(Node):
 
 def main(args=None):
     raise SystemExit(run_node(ImageSource, args, threads=1, usage=node_usage(
-        'image_source', 'Publishes real images as a camera would, on one or more topics.', PARAMETERS)))
+        'image_source', 'Publishes real images as a camera would, on one or more topics.',
+        PARAMETERS)))
 
 
 if __name__ == '__main__':

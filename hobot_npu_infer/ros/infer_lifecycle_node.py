@@ -32,8 +32,10 @@ ERROR = TransitionCallbackReturn.ERROR
 
 def transition(name: str) -> Callable:
     """
-    A transition callback that logs an unexpected exception with its traceback and returns
-    ERROR (rclpy would turn it into ERROR silently); on_error then releases everything.
+    Decorate a transition callback to log an unexpected exception and return ERROR.
+
+    The exception is logged with its traceback (rclpy would turn it into ERROR silently);
+    on_error then releases everything.
     """
     def wrap(method):
         @functools.wraps(method)
@@ -105,7 +107,8 @@ class InferLifecycleNode(LifecycleNode):
 
 def main(args=None):
     raise SystemExit(run_node(InferLifecycleNode, args, threads=1, usage=node_usage(
-        'infer_lifecycle_node', 'infer_node as a managed (lifecycle) node: configure loads the model, activate subscribes.', PARAMETERS)))
+        'infer_lifecycle_node', 'infer_node as a managed (lifecycle) node: configure loads the '
+        'model, activate subscribes.', PARAMETERS)))
 
 
 if __name__ == '__main__':

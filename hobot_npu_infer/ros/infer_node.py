@@ -28,7 +28,9 @@ class InferNode(Node):
 
 def main(args=None):
     raise SystemExit(run_node(InferNode, args, threads=1, usage=node_usage(
-        'infer_node', 'Runs a model on camera image topics; publishes detections and /diagnostics.', PARAMETERS)))
+        'infer_node',
+        'Runs a model on camera image topics; publishes detections and /diagnostics.',
+        PARAMETERS)))
 
 
 if __name__ == '__main__':

@@ -36,7 +36,7 @@ PARAMETERS = [
     integers('qos_depth', [1], 'per input, or one for all: subscription queue depth', 1, 100),
     string('model', 'centerface', 'built-in model name or model file'),
     string('model_name', '', 'one model of a multi-model file'),
-    string('backend', 'onnxruntime', 'inference backend; auto: the board\'s NPU (hobot, rknn), '
+    string('backend', 'onnxruntime', "inference backend; auto: the board's NPU (hobot, rknn), "
            'else onnxruntime', check=lambda v: None if v in backend_names() + [AUTO]
            else f'available: {", ".join(backend_names() + [AUTO])}'),
     strings('backend_options', [], 'backend options as key=value, e.g. rknn.core_mask=auto; a '
@@ -46,15 +46,15 @@ PARAMETERS = [
             check=key_values),
     string('labels_file', '', 'class names, one per line'),
     strings('class_names', [], 'class names, when no labels file is given'),
-    string('input_size', '', 'model input WxH, e.g. 640x480 (empty: the model\'s own or the '
-           'image\'s)', check=size_text),
+    string('input_size', '', "model input WxH, e.g. 640x480 (empty: the model's own or the "
+           "image's)", check=size_text),
     integer('threads', 0, 'inference threads per runtime (0: one per core)', 0, 64),
     integer('max_batch_size', 0, 'frames of distinct inputs run together (0: one per input; '
             'a fixed-batch model uses its own size and pads)', 0, 64),
     number('max_batch_delay_ms', 10.0, 'longest wait of the oldest frame for a batch to fill',
            0.0, 1000.0),
     integer('num_runtimes', 0, 'engine instances running batches concurrently (0: the '
-            'backend\'s choice, one per NPU core on RK3588/RK3576, else 1)', 0, 16),
+            "backend's choice, one per NPU core on RK3588/RK3576, else 1)", 0, 16),
     string('crop_model', '', 'second-stage model run on the crops of the detections'),
     string('crop_output', 'class', 'class (argmax and score) or embedding (the vector)',
            check=one_of(('class', 'embedding'))),
@@ -90,11 +90,11 @@ PARAMETERS = [
 
 
 def head_parameters(name: str) -> list:
-    """The parameters of one head of a packed model, under ``heads.<name>.``."""
+    """Return the parameters of one head of a packed model, under ``heads.<name>.``."""
     prefix = f'heads.{name}.'
     return [
         strings(prefix + 'outputs', [], 'outputs of the model file this head computes (split)'),
-        string(prefix + 'file', '', 'this head\'s own model file (a pack)'),
+        string(prefix + 'file', '', "this head's own model file (a pack)"),
         string(prefix + 'model_name', '', 'one model of a packed file'),
         string(prefix + 'decoder', '', 'decoder of its outputs (empty: publish raw tensors)'),
         strings(prefix + 'class_names', [], 'class names of its detections'),

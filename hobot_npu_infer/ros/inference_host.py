@@ -93,7 +93,7 @@ class LoadedSettings:
 
 
 def head_field(name: str) -> Optional[Tuple[str, str]]:
-    """``('a', 'rate_hz')`` for ``heads.a.rate_hz``; None for a parameter of no head."""
+    """Split ``heads.a.rate_hz`` into ``('a', 'rate_hz')``; None for a parameter of no head."""
     if not name.startswith('heads.') or name.count('.') < 2:
         return None
     head, field = name[len('heads.'):].rsplit('.', 1)
@@ -153,7 +153,11 @@ class InferenceHost:
         return specs
 
     def _head(self, name: str) -> HeadConfig:
-        """The head's configuration; its parameters are declared the first time it is named."""
+        """
+        Return the head's configuration.
+
+        Its parameters are declared the first time it is named.
+        """
         specs = self._declare(head_parameters(name))
         given = current_values(self.node, specs)
         reason = first_problem(self._specs, given)  # values set while unconfigured
@@ -165,7 +169,7 @@ class InferenceHost:
                                                      v['enabled']))
 
     def _value_after(self, changes: Changes, name: str, default: Any = 0) -> Any:
-        """What parameter ``name`` holds once ``changes`` apply."""
+        """Return what parameter ``name`` holds once ``changes`` apply."""
         if name in changes:
             return changes[name]
         if self.node.has_parameter(name):
@@ -193,7 +197,7 @@ class InferenceHost:
         return None
 
     def _apply(self, changes: Changes) -> None:
-        """Checked changes into the running pipeline and thresholds (nothing loaded: none)."""
+        """Apply checked changes to the running pipeline and thresholds (nothing loaded: none)."""
         with self._lock:
             pipeline, settings = self.pipeline, self.settings
             if pipeline is None:  # the values are read when the model is loaded
@@ -225,8 +229,10 @@ class InferenceHost:
 
     def load(self) -> float:
         """
-        Everything up to receiving frames; returns the seconds the model took to load and
-        warm up. Raises InvalidParameter or InferError, having created no ROS entity.
+        Do everything up to receiving frames.
+
+        Returns the seconds the model took to load and warm up. Raises InvalidParameter or
+        InferError, having created no ROS entity.
         """
         p = current_values(self.node, list(self._specs.values()))
         topics = [(t, Image) for t in p['inputs']] + \
@@ -484,6 +490,10 @@ class InferenceHost:
 
 
 def input_description(input_size: str, pipeline: Pipeline) -> str:
-    """The size the model runs at, for the start-up line: set, the model's own, or the image's."""
+    """
+    Describe the size the model runs at, for the start-up line.
+
+    It is the size set, the model's own, or the image's.
+    """
     width, height = pipeline.preprocessor.model_size
     return input_size or (f'{width}x{height}' if width and height else 'at image size')

@@ -31,7 +31,7 @@ def image_topic_argument() -> DeclareLaunchArgument:
 
 def installed_config(config_file: str) -> PathJoinSubstitution:
     """
-    The path of ``config_file`` in the installed package's config/, found at launch time.
+    Return the path of ``config_file`` in the installed package's config/, found at launch time.
 
     Every launch file finds its parameters file there the same way; only the file differs.
     """
@@ -61,7 +61,7 @@ def single_camera_arguments() -> List[DeclareLaunchArgument]:
 
 def camera_remappings() -> List[Tuple[str, LaunchConfiguration]]:
     """
-    The remapping that points a node's camera topic at ``image_topic``.
+    Return the remapping that points a node's camera topic at ``image_topic``.
 
     image_source and infer_node both name the camera topic 'image_raw', so one remapping
     points it anywhere.

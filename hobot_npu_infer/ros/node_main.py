@@ -85,7 +85,7 @@ EXIT_REPORT = 'HOBOT_NPU_INFER_EXIT_REPORT'
 
 
 def write_exit_report() -> None:
-    """The live threads, by name, to the file named by HOBOT_NPU_INFER_EXIT_REPORT, if set."""
+    """List the live threads, by name, in the file named by HOBOT_NPU_INFER_EXIT_REPORT, if set."""
     path = os.environ.get(EXIT_REPORT)
     if not path:
         return

@@ -27,9 +27,9 @@ class ParamSpec:
     name: str
     default: Any
     description: str
-    type: Parameter.Type
+    type: Parameter.Type  # noqa: A003 (public field: spec.type, read by declare)
     read_only: bool = True
-    range: Optional[Tuple[float, float]] = None
+    range: Optional[Tuple[float, float]] = None  # noqa: A003 (public field, read by test_docs)
     check: Optional[Check] = None
 
     def descriptor(self) -> ParameterDescriptor:
@@ -143,7 +143,7 @@ def declare(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
 
 def current_values(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
     """
-    The values the parameters of ``specs`` have now.
+    Return the values the parameters of ``specs`` have now.
 
     A list declared empty and never set reads as empty.
     """
@@ -163,8 +163,9 @@ HAS_POST_SET = hasattr(Node, 'add_post_set_parameters_callback')
 
 def first_problem(specs: Dict[str, ParamSpec], changes: Changes) -> Optional[str]:
     """
-    The reason the first invalid value of ``changes`` is refused (parameters not in
-    ``specs``, such as rclpy's own ``use_sim_time``, are not checked here).
+    Return the reason the first invalid value of ``changes`` is refused, or None.
+
+    Parameters not in ``specs``, such as rclpy's own ``use_sim_time``, are not checked here.
     """
     for name, value in changes.items():
         spec = specs.get(name)

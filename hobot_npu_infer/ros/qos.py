@@ -13,7 +13,7 @@ def image_qos(reliability: str = 'best_effort', depth: int = 1) -> QoSProfile:
 
 
 def per_input(values, count: int, name: str):
-    """A per-input list: one value for all inputs, or exactly one per input."""
+    """Return a per-input list: one value for all inputs, or exactly one per input."""
     values = list(values)
     if len(values) == 1:
         return values * count

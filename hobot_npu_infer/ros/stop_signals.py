@@ -23,8 +23,9 @@ def _request_stop(signum, frame):
 
 def catch_stop_signals() -> Dict[int, object]:
     """
-    Route SIGINT and SIGTERM to STOP (from the main thread only; elsewhere Python cannot
-    install handlers and nothing changes); returns the previous handlers.
+    Route SIGINT and SIGTERM to STOP; return the previous handlers.
+
+    From the main thread only: elsewhere Python cannot install handlers and nothing changes.
     """
     if threading.current_thread() is not threading.main_thread():
         return {}

@@ -27,7 +27,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--model-name', default='', help='one model of a multi-model file')
     group.add_argument('--backend', default='onnxruntime',
                        help=f'inference backend: {", ".join(backend_names())}, or {AUTO} (the '
-                       'board\'s NPU, else onnxruntime)')
+                       "board's NPU, else onnxruntime)")
     group.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
                        help='a backend option, e.g. rknn.quantize=true rknn.batch_size=4 '
                        '(a "backend." prefix applies it to that backend only); repeatable')
@@ -37,7 +37,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help='a decoder option, e.g. num_classes=80 layout=nchw; repeatable')
     group.add_argument('--labels', default='', help='labels file, one class name per line')
     group.add_argument('--score-threshold', type=float, default=None,
-                       help='minimum score (default: the model\'s own, else 0.5)')
+                       help="minimum score (default: the model's own, else 0.5)")
     group.add_argument('--threads', type=int, default=0,
                        help='inference threads (0: one per core)')
 

@@ -33,7 +33,7 @@ import numpy as np
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.compare',
-                                     description=__doc__.splitlines()[0])
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files or directories')
     add_model_arguments(parser)
     parser.add_argument('--reference', default='onnxruntime', help='the backend to trust')

@@ -9,7 +9,7 @@ PACKAGE = 'hobot_npu_infer'
 
 
 def config_file(name: str) -> str:
-    """The path of the configuration file ``name`` (``config/<name>`` in the source tree)."""
+    """Find the path of the configuration file ``name`` (``config/<name>`` in the source tree)."""
     source_tree = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     candidates = [os.path.join(source_tree, 'config', name),  # source tree, editable
                   os.path.join(sys.prefix, 'share', PACKAGE, 'config', name)]  # pip install

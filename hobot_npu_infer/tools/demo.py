@@ -1,6 +1,7 @@
 """
-The demo: two cameras of real photos, CenterFace on both, the live diagnostics table, then a
-summary per topic and one annotated image.
+The demo: two cameras of real photos, CenterFace on both and the live diagnostics table.
+
+At the end, a summary per topic and one annotated image.
 
 ``make demo [DEMO_SECONDS=20]`` or ``python -m hobot_npu_infer.tools.demo --seconds 20``. Uses
 config/default.yaml, the launch file's parameters, with two camera topics.
@@ -29,7 +30,7 @@ PHOTOS = ['astronaut', 'coffee']
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.demo',
-                                     description=__doc__.splitlines()[0])
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('--seconds', type=float, default=20.0, help='how long to run (20)')
     parser.add_argument('--out', default='out/demo', help='logs and the annotated image')
     parser.add_argument('--rate', type=float, default=10.0, help='camera rate in Hz (10)')
@@ -116,7 +117,7 @@ def summary(detections: Dict[str, list], diagnostics) -> str:
 
 
 def annotate(images, detection_msgs_received, out_dir: str) -> Optional[str]:
-    """The newest camera image that has detections with the same stamp, drawn and saved."""
+    """Draw and save the newest camera image that has detections with the same stamp."""
     from hobot_npu_infer.ros.detection_msgs import detections_from_message, stamp_of
     from hobot_npu_infer.ros.image_conversion import image_to_array
     by_stamp = {stamp_of(m): m for m in detection_msgs_received}

@@ -1,5 +1,7 @@
 """
-Run a detector on image files: ``python -m hobot_npu_infer.tools.detect IMAGE ... --model centerface``.
+Run a detector on image files.
+
+Usage: ``python -m hobot_npu_infer.tools.detect IMAGE ... --model centerface``.
 
 Files and directories (their images, sorted) go through the same batcher and runtime pool as
 live camera streams (``--batch N --runtimes K``); results come out in input order, then a line
@@ -25,11 +27,11 @@ from hobot_npu_infer.tools.cli import add_model_arguments, pipeline_config, run,
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.detect',
-                                     description=__doc__.splitlines()[0])
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('images', nargs='+', metavar='IMAGE')
     add_model_arguments(parser)
     parser.add_argument('--input-size', type=size_argument, default=None, metavar='WxH',
-                        help='model input size (default: the model\'s own, else the image\'s)')
+                        help="model input size (default: the model's own, else the image's)")
     parser.add_argument('--json', action='store_true', help='one JSON object per image per line')
     parser.add_argument('--save-annotated', metavar='DIR', default='',
                         help='write each image with its detections drawn into DIR')

@@ -18,7 +18,7 @@ from hobot_npu_infer.ros.stop_signals import catch_stop_signals, restore_signals
 if __name__ == '__main__':  # a signal during the slow imports below must not print a traceback
     catch_stop_signals()
 
-import argparse  # noqa: E402
+import argparse  # noqa: E402, I100 (after catch_stop_signals, so the slow imports are covered)
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
                    help='show a status STALE when it has not been seen for S seconds and three '
                         'of its publishing periods (default 5; 0 turns this off)')
     p.add_argument('--width', type=int, default=0, metavar='N',
-                   help='table width in columns (default: the terminal\'s, or 120)')
+                   help="table width in columns (default: the terminal's, or 120)")
     return p
 
 

@@ -83,7 +83,7 @@ def format_info(info: Dict[str, object]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.model_info',
-                                     description=__doc__.splitlines()[0])
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('model', help='model file or built-in name')
     parser.add_argument('--backend', default='onnxruntime')
     parser.add_argument('--heads', default='', help="split into heads: 'faces=537,538,539;"

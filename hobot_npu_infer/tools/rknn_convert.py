@@ -1,5 +1,7 @@
 """
-ONNX to .rknn for a Rockchip board: ``python -m hobot_npu_infer.tools.rknn_convert MODEL -o OUT.rknn``.
+ONNX to .rknn for a Rockchip board.
+
+Usage: ``python -m hobot_npu_infer.tools.rknn_convert MODEL -o OUT.rknn``.
 
 Builds with rknn-toolkit2 (fp16, or int8 calibrated on real images with ``--quantize --dataset``),
 at a fixed input size and a compiled batch (``rknn_batch_size``), writes the .rknn file, and runs
@@ -17,10 +19,11 @@ from hobot_npu_infer.tools.cli import run
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.rknn_convert',
-                                     description=__doc__.splitlines()[0])
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('model', help='built-in model name (centerface) or .onnx file')
     parser.add_argument('-o', '--output', required=True, help='the .rknn file to write')
-    parser.add_argument('--target', default='rk3588', help='rk3588, rk3576, rk3566, rk3568, rk3562')
+    parser.add_argument('--target', default='rk3588',
+                        help='rk3588, rk3576, rk3566, rk3568, rk3562')
     parser.add_argument('--batch', type=int, default=1, help='compiled batch (rknn_batch_size)')
     parser.add_argument('--input-size', default='', metavar='WxH',
                         help='size for a model with dynamic height/width (default 640x640)')

@@ -1,4 +1,6 @@
 """
+Board detection and backend selection.
+
 Which board this is (from the kernel's files under a fake root), how busy its NPU is, which
 backend ``auto`` picks and why, backend options as text, RKNN core masks, and detection matching.
 """
@@ -17,7 +19,7 @@ COMPATIBLE = 'proc/device-tree/compatible'
 
 
 def make_root(tmp_path, compatible: bytes = b'', bpu: bool = False, files=None) -> str:
-    """A file-system root with the files a board's kernel shows."""
+    """Make a file-system root with the files a board's kernel shows."""
     if compatible:
         write(tmp_path, COMPATIBLE, compatible)
     if bpu:
@@ -109,21 +111,21 @@ RK3588 = b'radxa,rock-5b\0rockchip,rk3588\0'
 
 
 @pytest.mark.parametrize('board, modules, backend, reason', [
-    (dict(compatible=RK3588), ['rknnlite'], 'rknn',
+    ({'compatible': RK3588}, ['rknnlite'], 'rknn',
      'Rockchip RK3588 board (rockchip,rk3588 in /proc/device-tree/compatible) with rknnlite'),
-    (dict(compatible=RK3588), [], 'onnxruntime',
+    ({'compatible': RK3588}, [], 'onnxruntime',
      'Rockchip RK3588 board (rockchip,rk3588 in /proc/device-tree/compatible) but '
      'rknn-toolkit-lite2 (rknnlite) is not installed'),
-    (dict(compatible=b'rockchip,rk3576\0'), ['rknnlite', 'hobot_dnn'], 'rknn',
+    ({'compatible': b'rockchip,rk3576\0'}, ['rknnlite', 'hobot_dnn'], 'rknn',
      'Rockchip RK3576 board (rockchip,rk3576 in /proc/device-tree/compatible) with rknnlite'),
-    (dict(bpu=True), ['hobot_dnn'], 'hobot',
+    ({'bpu': True}, ['hobot_dnn'], 'hobot',
      'D-Robotics BPU board (/sys/devices/system/bpu exists) with pyeasy_dnn installed'),
-    (dict(bpu=True), ['hobot_dnn_rdkx5'], 'hobot',
+    ({'bpu': True}, ['hobot_dnn_rdkx5'], 'hobot',
      'D-Robotics BPU board (/sys/devices/system/bpu exists) with pyeasy_dnn installed'),
-    (dict(bpu=True), ['rknnlite'], 'onnxruntime',
+    ({'bpu': True}, ['rknnlite'], 'onnxruntime',
      'D-Robotics BPU board (/sys/devices/system/bpu exists) but neither hobot_dnn nor '
      'hobot_dnn_rdkx5 imports'),
-    (dict(), ['rknnlite', 'hobot_dnn'], 'onnxruntime',
+    ({}, ['rknnlite', 'hobot_dnn'], 'onnxruntime',
      'no NPU board found (no Rockchip SoC in /proc/device-tree/compatible and no '
      '/sys/devices/system/bpu)'),
 ])
@@ -213,7 +215,7 @@ def test_unknown_core_mask_lists_the_valid_names():
     with pytest.raises(BackendError) as error:
         core_masks('npu0', 'rk3588', 1)
     assert str(error.value) == ("unknown rknn core_mask 'npu0'; use one of auto, core0, core1, "
-                                "core2, core0_1, core0_1_2")
+                                'core2, core0_1, core0_1_2')
 
 
 def test_core_mask_list_must_name_one_per_runtime():

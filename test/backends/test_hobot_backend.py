@@ -1,4 +1,6 @@
 """
+The hobot backend, off the board.
+
 The hobot backend (D-Robotics BPU) against a faithful fake of hobot_dnn.pyeasy_dnn's documented
 interface (test/fake_pyeasy_dnn.py): tensor specs, de-quantisation, NV12 inputs, fixed batch,
 runtime pools, packed files as heads, and whole pipelines, all off the board.
@@ -35,7 +37,7 @@ FACE_BOX = (36.0, 20.0, 68.0, 52.0)  # a 16x16 model-pixel box around that cell,
 
 
 def install(monkeypatch, package: str) -> types.ModuleType:
-    """The fake runtime importable as ``package.pyeasy_dnn``, as the board image ships it."""
+    """Make the fake runtime importable as ``package.pyeasy_dnn``, as the board image ships it."""
     module = types.ModuleType(package)
     module.__path__ = []
     module.pyeasy_dnn = fake_pyeasy_dnn
@@ -71,9 +73,10 @@ def write(path, *models) -> str:
 
 def face_model(name='faces', batch=1, latency_ms=0) -> dict:
     """
-    CenterFace-shaped BPU model on a 64x64 NV12 input: the heatmap is the luma of each
-    stride-4 cell (white 1.0, black 0.0) quantised to int8; box scale, offset and landmarks are
-    constants, two of them quantised as well.
+    CenterFace-shaped BPU model on a 64x64 NV12 input.
+
+    The heatmap is the luma of each stride-4 cell (white 1.0, black 0.0) quantised to int8;
+    box scale, offset and landmarks are constants, two of them quantised as well.
     """
     n = batch
     return model(name, [tensor('image', 'NV12', (n, 3, 64, 64))], [

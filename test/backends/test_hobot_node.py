@@ -1,4 +1,6 @@
 """
+The hobot backend in infer_node, on the fake BPU runtime.
+
 infer_node with ``backend: hobot`` over real DDS, on the fake BPU runtime
 (test/fake_pyeasy_dnn.py) imported in the node's own process as ``hobot_dnn.pyeasy_dnn``: camera
 nv12 at the model size reaches the BPU byte for byte and comes back as the known face; a packed
@@ -27,8 +29,9 @@ CELL = (40, 30)  # heatmap column and row (stride 4) of the white square in the 
 FORWARD_LOG = 'HOBOT_FAKE_FORWARD_LOG'
 
 # hobot_dnn/pyeasy_dnn.py in the node's process: the fake, with each forward() recorded (model,
-# sha256 of the first input's bytes, core_id, priority) as one JSON line in $HOBOT_FAKE_FORWARD_LOG.
-WRAPPER = f'''\
+# sha256 of the first input's bytes, core_id, priority) as one JSON line in
+# $HOBOT_FAKE_FORWARD_LOG.
+WRAPPER = f"""\
 import hashlib
 import json
 import os
@@ -50,11 +53,11 @@ def _recorded_forward(self, args, core_id=0, priority=0):
 
 
 fake_pyeasy_dnn.Model.forward = _recorded_forward
-'''
+"""
 
 
 def fake_runtime_env(directory, log_path) -> dict:
-    """The environment that makes ``hobot_dnn.pyeasy_dnn`` the recording fake in a child."""
+    """Return the environment that makes ``hobot_dnn.pyeasy_dnn`` the recording fake in a child."""
     package = directory / 'hobot_dnn'
     package.mkdir(parents=True)
     (package / '__init__.py').write_text('')
@@ -65,8 +68,9 @@ def fake_runtime_env(directory, log_path) -> dict:
 
 def at_size(spec: dict, width: int = W, height: int = H) -> dict:
     """
-    A fake model spec of test_hobot_backend with its image input at ``width`` x ``height``
-    and its stride-4 output maps resized to match.
+    Return a fake model spec of test_hobot_backend at ``width`` x ``height``.
+
+    Its image input is at that size, and its stride-4 output maps are resized to match.
     """
     spec = json.loads(json.dumps(spec))
     for t in spec['inputs']:
@@ -78,15 +82,17 @@ def at_size(spec: dict, width: int = W, height: int = H) -> dict:
 
 
 def brightness_model() -> dict:
-    """The mean luma of the NV12 input, quantised to int16 (as in test_hobot_backend)."""
+    """Return the mean luma of the NV12 input, quantised to int16 (as in test_hobot_backend)."""
     return model('brightness', [tensor('image', 'NV12', (1, 3, H, W))], [
         tensor('mean', 'int16', (1, 1, 1, 1), scale=[1 / 64], op={'kind': 'channel_mean'})])
 
 
 def camera_image() -> np.ndarray:
     """
-    Dark colour noise (luma well under the face threshold) with one white 4x4 square that
-    fills heatmap cell CELL exactly.
+    Dark colour noise with one white 4x4 square.
+
+    The noise has a luma well under the face threshold; the square fills heatmap cell CELL
+    exactly.
     """
     image = np.random.default_rng(7).integers(0, 101, (H, W, 3), np.uint8)
     c, r = CELL
@@ -96,8 +102,10 @@ def camera_image() -> np.ndarray:
 
 def known_box():
     """
-    test_hobot_backend's face box in its 64x64 model (heatmap cell column 6, row 4), moved
-    to CELL: the model runs at the camera size, so it is the box in the image as well.
+    Move test_hobot_backend's face box to CELL.
+
+    The box is in its 64x64 model (heatmap cell column 6, row 4), moved to CELL: the model
+    runs at the camera size, so it is the box in the image as well.
     """
     dx, dy = 4 * (CELL[0] - 6), 4 * (CELL[1] - 4)
     x1, y1, x2, y2 = (v / 2 for v in FACE_BOX)
@@ -105,7 +113,7 @@ def known_box():
 
 
 def forward_records(path) -> list:
-    """The complete lines of the forward log so far."""
+    """Return the complete lines of the forward log so far."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -125,7 +133,7 @@ def assert_known_face(detections):
 
 @pytest.fixture(scope='module')
 def scene(tmp_path_factory):
-    """The camera image as a PNG and as the NV12 bytes image_source publishes for it."""
+    """Provide the camera image as a PNG and as the NV12 bytes image_source publishes for it."""
     directory = tmp_path_factory.mktemp('hobot_scene')
     image = camera_image()
     path = str(directory / 'camera.png')
@@ -143,8 +151,10 @@ DETECTIONS = f'{CAM}/detections'
 @pytest.fixture(scope='module')
 def hobot_node(tmp_path_factory, scene):
     """
-    infer_node on a one-model fake .bin (CenterFace-shaped, NV12 320x256, priority 7) fed
-    nv12 frames at the model size by image_source.
+    Run infer_node on a one-model fake .bin.
+
+    The model is CenterFace-shaped, NV12 320x256, priority 7; image_source feeds it nv12
+    frames at the model size.
     """
     directory = tmp_path_factory.mktemp('hobot_node')
     image_path, _ = scene

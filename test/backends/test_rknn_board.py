@@ -1,4 +1,6 @@
 """
+The rknn backend's board path, on a fake rknnlite.
+
 The rknn backend's board path (rknnlite) against a faithful fake of rknn-toolkit-lite2's
 documented interface (test/fake_rknnlite.py), on a real .rknn file built once by the simulator;
 and the backend's one-line errors where rknnlite is absent, as on this machine.
@@ -28,7 +30,7 @@ COMPATIBLE = {'rk3588': b'radxa,rock-5b\0rockchip,rk3588\0',
 
 
 def board_root(directory, soc: str = '') -> str:
-    """A file-system root laid out as the board with ``soc`` shows it ('' for no board)."""
+    """Lay out a file-system root as the board with ``soc`` shows it ('' for no board)."""
     directory.mkdir(parents=True, exist_ok=True)
     if soc:
         tree = directory / 'proc' / 'device-tree'
@@ -39,7 +41,7 @@ def board_root(directory, soc: str = '') -> str:
 
 @pytest.fixture(scope='module')
 def rknn_model(tmp_path_factory, model_cache):
-    """CenterFace built for RK3588 by rknn-toolkit2 at 320x256, compiled batch 2."""
+    """Build CenterFace for RK3588 with rknn-toolkit2 at 320x256, compiled batch 2."""
     python = os.environ.get(PYTHON_ENV) or os.path.join(REPO, '.venv-rknn', 'bin', 'python')
     if not os.access(python, os.X_OK):
         pytest.skip('rknn-toolkit2 simulator not installed (make rknn-sim)')
@@ -57,8 +59,9 @@ def rknn_model(tmp_path_factory, model_cache):
 @pytest.fixture
 def lite(tmp_path, monkeypatch):
     """
-    The fake importable as ``rknnlite.api`` from a package on sys.path, so find_spec sees it
-    as the backend checks it.
+    Make the fake importable as ``rknnlite.api``.
+
+    It is imported from a package on sys.path, so find_spec sees it as the backend checks it.
     """
     package = tmp_path / 'site' / 'rknnlite'
     package.mkdir(parents=True)
@@ -80,7 +83,7 @@ def batch_of(lite, path: str, batch: int) -> str:
 
 
 def hidden_table(rknn_model: str, directory) -> str:
-    """A copy of the model whose tensor table the backend cannot find (the fake still can)."""
+    """Copy the model so that the backend cannot find its tensor table (the fake still can)."""
     with open(rknn_model, 'rb') as f:
         data = f.read()
     assert data.count(b"{'attrs': {") == 1
@@ -209,7 +212,7 @@ def test_core_mask_list_gives_each_runtime_its_own(lite, rknn_model, tmp_path):
     ('rk3566', 'core0_1', 'rknn core_mask core0_1 names a core rk3566 does not have (rk3566 has '
                           '1 NPU core)'),
     ('rk3588', 'core3', "unknown rknn core_mask 'core3'; use one of auto, core0, core1, core2, "
-                        "core0_1, core0_1_2"),
+                        'core0_1, core0_1_2'),
     ('rk3588', 'core0,bogus', "unknown rknn core_mask 'bogus'"),
 ])
 def test_wrong_core_mask_fails_at_construction(lite, tmp_path, soc, mask, message):
@@ -331,4 +334,3 @@ def test_missing_simulator_python_says_make_rknn_sim(no_rknnlite, tmp_path, mode
     message = str(raises_one_line(BackendError, backend.load, onnx_path))
     assert '`make rknn-sim`' in message
     assert str(tmp_path / 'nowhere' / 'python') in message
-

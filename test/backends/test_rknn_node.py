@@ -1,4 +1,6 @@
 """
+infer_node with the rknn backend, end to end.
+
 infer_node end to end with ``backend: rknn`` in the rknn-toolkit2 simulator, over real DDS:
 two cameras batched into one compiled batch of 2, detections and diagnostics as on a board.
 """

@@ -1,4 +1,6 @@
 """
+The rknn backend in the rknn-toolkit2 simulator.
+
 The rknn backend against the real rknn-toolkit2 simulator (in .venv-rknn, behind a pipe):
 CenterFace fixed to 320x320, built for RK3588 in fp16 and int8, at batch 1 and batch 4.
 """
@@ -65,6 +67,8 @@ def test_centerface_is_built_for_rk3588_at_one_size_and_batch(built, precision, 
 @pytest.mark.parametrize('batch', [1, 4])
 def test_fp_outputs_match_onnx_runtime(built, reference, images, batch):
     """
+    Match ONNX Runtime within fp16 tolerances.
+
     RK3588's NPU computes in fp16 (its compiler refuses float32), so exact agreement is not
     possible: the face score matches within 1e-3 on astronaut (measured 8.7e-4) and 5e-3 on
     every photo (2.6e-3 on camera); the log-size, offset and landmark regressions within 0.1
@@ -88,7 +92,7 @@ def test_fp_outputs_match_onnx_runtime(built, reference, images, batch):
 @pytest.mark.parametrize('precision', ['fp', 'int8'])
 @pytest.mark.parametrize('batch', [1, 4])
 def test_the_astronaut_face_is_found_as_onnx_runtime_finds_it(built, reference, images,
-                                                             precision, batch):
+                                                              precision, batch):
     expected = reference.detect(images[:1])[0][0].detections
     assert len(expected) == 1
     results, _ = built[precision, batch].detect(images[:batch])
@@ -134,8 +138,10 @@ def test_int8_calibration_needs_real_images(rknn_simulator, model_cache, tmp_pat
 
 def test_packed_heads_split_from_centerface_run_on_the_npu(rknn_simulator, reference, images):
     """
-    A trunk and two heads, each built for the NPU: the heads read the trunk's features (float
-    NCHW, at the shapes the trunk was built with), the faces head finds the astronaut.
+    Run a trunk and two heads, each built for the NPU.
+
+    The heads read the trunk's features (float NCHW, at the shapes the trunk was built with),
+    the faces head finds the astronaut.
     """
     from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
     heads = [HeadConfig('faces', ['537', '538', '539'], decoder='centerface',

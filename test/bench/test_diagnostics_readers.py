@@ -17,7 +17,7 @@ STAGE_MS = {'e2e': 20.0, 'queue_wait': 1.0, 'preprocess': 3.0, 'inference': 10.0
 
 
 def array(*inputs):
-    """A DiagnosticArray as infer_node publishes it: ``(topic, dropped, extra_ms)`` inputs."""
+    """Build a DiagnosticArray as infer_node publishes it, from ``(topic, dropped, extra_ms)``."""
     now = [100.0]
     reports = []
     for topic, drops, extra_ms in inputs:

@@ -1,4 +1,6 @@
 """
+The multi-head benchmark.
+
 The multi-head benchmark's synthetic model splits exactly, and the command reports every
 mode (its numbers are not asserted).
 """

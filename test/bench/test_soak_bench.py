@@ -1,4 +1,6 @@
 """
+The soak benchmark.
+
 The soak benchmark runs end to end and reports memory, output age and drops (its numbers
 are not asserted).
 """

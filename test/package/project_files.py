@@ -1,4 +1,6 @@
 """
+What the package tests read from the project's own files.
+
 What the package tests read from the project's own files: setup.py's commands, the docs'
 code blocks, and each command's --help (run once per command and kept).
 """
@@ -36,7 +38,7 @@ def console_scripts():
 
 
 def module_path(module):
-    """The source file of a dotted module name of the package, or None when there is none."""
+    """Return the source file of a dotted module name of the package, or None if there is none."""
     base = os.path.join(REPO, *module.split('.'))
     for path in (base + '.py', os.path.join(base, '__main__.py')):
         if os.path.isfile(path):
@@ -71,7 +73,7 @@ def code_blocks(text):
 
 
 def shell_lines(text):
-    """The command lines of the shell code blocks of a markdown text, continuations joined."""
+    """Return the command lines of a markdown text's shell code blocks, continuations joined."""
     lines = []
     for language, body in code_blocks(text):
         if language in ('sh', 'bash', 'shell'):
@@ -80,7 +82,7 @@ def shell_lines(text):
 
 
 def commands(line):
-    """The simple commands of a shell line, as token lists: split at ; & | and comments cut."""
+    """Split a shell line into simple commands, as token lists: at ; & | and comments cut."""
     lexer = shlex.shlex(line, posix=True, punctuation_chars=';&|')
     lexer.whitespace_split = True
     segments, current = [], []
@@ -103,9 +105,11 @@ def commands(line):
 
 def invocation(tokens):
     """
-    (command name, its arguments) when the tokens run one of the package's commands:
-    ``python -m hobot_npu_infer.X``, ``.venv/bin/NAME``, ``ros2 run hobot_npu_infer NAME`` or
-    ``NAME``; the command is a module name or a console script name. None otherwise.
+    Return (command name, its arguments) when the tokens run one of the package's commands.
+
+    The commands run as ``python -m hobot_npu_infer.X``, ``.venv/bin/NAME``,
+    ``ros2 run hobot_npu_infer NAME`` or ``NAME``; the command is a module name or a console
+    script name. None otherwise.
     """
     first = tokens[0]
     if os.path.basename(first).startswith('python') and tokens[1:2] == ['-m'] and \
@@ -122,9 +126,11 @@ def invocation(tokens):
 
 def run(argv, timeout=60):
     """
-    Run a command from the repository; (exit code, stdout + stderr), or (None, its output)
-    when it did not end within ``timeout`` seconds: it is then stopped with SIGINT, as a user
-    would, and killed only if that does not end it.
+    Run a command from the repository.
+
+    Returns (exit code, stdout + stderr), or (None, its output) when it did not end within
+    ``timeout`` seconds: it is then stopped with SIGINT, as a user would, and killed only if
+    that does not end it.
     """
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, text=True)

@@ -1,4 +1,6 @@
 """
+The user commands.
+
 Every user command is a console script (`ros2 run hobot_npu_infer NAME`, .venv/bin/NAME) and a
 `python -m` module; both answer --help with a usage, and a user's mistake with one line.
 """
@@ -59,7 +61,7 @@ MISTAKES = {
 
 
 def forms(name):
-    """The two ways to run a command: the console script and `python -m`."""
+    """Return the two ways to run a command: the console script and `python -m`."""
     module, _ = console_scripts()[name]
     return {'script': [os.path.join(BIN, name)], 'module': [sys.executable, '-m', module]}
 

@@ -1,4 +1,6 @@
 """
+The documentation, checked against the code.
+
 README.md and docs/ checked against the code, so they cannot drift: the module tree, the
 parameter tables, every command, option, launch argument and parameter shown in a shell block,
 every `python -m`, every link and every file path named.
@@ -35,8 +37,9 @@ PACKAGE_FOLDERS = ('core', 'ros', 'tools', 'bench')
 
 def tree_entries(block):
     """
-    The paths of an indented tree block (two spaces per level, folders end in /), each with
-    whether its line also describes it.
+    Return the paths of an indented tree block, each with whether its line also describes it.
+
+    The block has two spaces per level, and its folders end in /.
     """
     stack, entries = [], []
     for line in block.splitlines():
@@ -54,7 +57,7 @@ def tree_entries(block):
 
 
 def section_block(text, heading):
-    """The first code block after a heading."""
+    """Return the first code block after a heading."""
     return code_blocks(text[text.index(heading):])[0][1]
 
 
@@ -86,7 +89,7 @@ def test_readme_layout_names_every_subpackage_and_only_what_exists():
 
 
 def default_cell(spec):
-    """A parameter's default (and range) as the tables in docs/parameters.md write it."""
+    """Format a parameter's default (and range) as the tables in docs/parameters.md write it."""
     from rclpy.parameter import Parameter
     value = spec.default
     if isinstance(value, bool):
@@ -129,7 +132,7 @@ def test_parameter_tables_match_the_code():
 
 
 def node_parameters(name):
-    """The parameter names a node executable declares; heads.<any>.<x> as a pattern."""
+    """Return the parameter names a node executable declares; heads.<any>.<x> as a pattern."""
     from hobot_npu_infer.ros import image_source
     from hobot_npu_infer.ros.infer_parameters import head_parameters, PARAMETERS
     if name == 'image_source':
@@ -152,7 +155,7 @@ def shown_commands():
 
 
 def bare(token):
-    """An option or argument without the [ ] of an optional part."""
+    """Strip an option or argument of the [ ] of an optional part."""
     return token.strip('[]')
 
 
@@ -261,7 +264,7 @@ def test_make_targets_shown_exist():
 
 
 def slug(heading):
-    """GitHub's anchor of a heading."""
+    """Return GitHub's anchor of a heading."""
     text = re.sub(r'[`*]', '', heading.strip().lower())
     return re.sub(r'[^\w\- ]', '', text).replace(' ', '-')
 

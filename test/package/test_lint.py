@@ -1,4 +1,5 @@
-"""The linters an ament_python package ships as tests: ament_flake8 and ament_pep257.
+"""
+The linters an ament_python package ships as tests: ament_flake8 and ament_pep257.
 
 Both run with ament's own configuration (line length 99, google import order, single quotes;
 the ament pydocstyle convention), over the package, the tests, the launch files and setup.py.

@@ -55,11 +55,13 @@ def test_colcon_installs_marker_manifest_launch_and_config(install):
 def test_installed_executable_runs_and_rejects_bad_parameters(install):
     exe = install / 'lib' / PACKAGE / 'infer_node'
     [site] = install.glob('lib/python3*/site-packages')  # what `source install/setup.sh` adds
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get('PYTHONPATH', '')]))
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(site), os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.run([str(exe), '--ros-args', '-p', 'model:=no_such_model'],
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown model name 'no_such_model'")
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "error: unknown model name 'no_such_model'")
 
 
 def parsed_package_xml():
@@ -83,7 +85,7 @@ def test_package_xml():
 
 
 def imported_top_level_modules(folder):
-    """The top-level names every .py file under ``folder`` imports."""
+    """Return the top-level names every .py file under ``folder`` imports."""
     names = set()
     for root, dirs, files in os.walk(os.path.join(REPO, folder)):
         dirs[:] = [d for d in dirs if d != '__pycache__']
@@ -101,8 +103,10 @@ def imported_top_level_modules(folder):
 
 def ros_packages(modules):
     """
-    The ROS packages among imported modules: those installed from a ROS wheel (ros-*), and
-    launch, launch_ros and message packages, which may be missing from the pip environment.
+    Return the ROS packages among imported modules.
+
+    Those are the ones installed from a ROS wheel (ros-*), and launch, launch_ros and message
+    packages, which may be missing from the pip environment.
     """
     from importlib.metadata import packages_distributions
     distributions = packages_distributions()
@@ -136,12 +140,14 @@ class Recorder:
 
 
 def stand_ins(*names):
-    """A module of Recorder classes, each named as the class it stands in for."""
+    """Make a module of Recorder classes, each named as the class it stands in for."""
     return types.SimpleNamespace(**{name: type(name, (Recorder,), {}) for name in names})
 
 
 def run_launch_file(monkeypatch, name):
     """
+    Run a launch file against stand-ins for launch and launch_ros.
+
     launch and launch_ros are not installable here: the file runs against stand-ins with
     the same names, which is enough to check what it starts and with which arguments.
     """
@@ -291,7 +297,11 @@ def test_multi_camera_launch_starts_the_test_camera_on_request(monkeypatch):
 
 
 def flatten(params, prefix=''):
-    """ROS parameter names of a nested YAML dict: heads: {faces: {rate_hz}} -> heads.faces.rate_hz"""
+    """
+    Yield the ROS parameter names of a nested YAML dict.
+
+    heads: {faces: {rate_hz}} -> heads.faces.rate_hz
+    """
     for key, value in params.items():
         if isinstance(value, dict):
             yield from flatten(value, f'{prefix}{key}.')
@@ -312,4 +322,3 @@ def test_config_files_name_declared_parameters(config_file):
                      for p in infer_parameters.head_parameters(head)}
         given = set(flatten(params))
         assert given <= declared, given - declared
-

@@ -1,6 +1,8 @@
 """
-Faults: a failing backend is reloaded with back-off and the stream recovers; a model file
-that disappears after start does not stop the node, and its status says so.
+Faults.
+
+A failing backend is reloaded with back-off and the stream recovers; a model file that
+disappears after start does not stop the node, and its status says so.
 """
 
 import json
@@ -12,7 +14,7 @@ from hobot_npu_infer.core.streaming.reload_backoff import ReloadBackoff
 from hobot_npu_infer.ros.diagnostics import level_of
 from ros_harness import Listener, RosProcess
 from std_msgs.msg import String
-from stream_harness import check_result, FakeModel, make_harness  # noqa: F401 (fixture)
+from stream_harness import check_result, FakeModel
 
 
 def test_backoff_reloads_after_repeated_failures_then_doubles_its_delay():

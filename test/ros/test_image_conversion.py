@@ -38,7 +38,7 @@ FUZZ = settings(max_examples=200, deadline=None, database=None,
 
 @pytest.fixture(scope='module')
 def astronaut():
-    """A real photograph, BGR, cropped to a non-square even size (512x384)."""
+    """Provide a real photograph, BGR, cropped to a non-square even size (512x384)."""
     import skimage.data
     image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
     return np.ascontiguousarray(image[64:448])
@@ -55,7 +55,7 @@ def make_msg(encoding, width, height, step, data):
 
 
 def pad_rows(plane, step, junk=0xAB):
-    """A (rows, row_bytes) uint8 plane as bytes, rows ``step`` apart, the padding junk."""
+    """Pack a (rows, row_bytes) uint8 plane as bytes, rows ``step`` apart, the padding junk."""
     rows, row_bytes = plane.shape
     out = np.full((rows, step), junk, np.uint8)
     out[:, :row_bytes] = plane
@@ -67,7 +67,7 @@ def data_view(msg):
 
 
 def expected_view(image_bgr, encoding):
-    """What image_to_array should give back for an exact encoding built from a BGR image."""
+    """Return what image_to_array should give back for an exact encoding of a BGR image."""
     if encoding == 'mono8':
         return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), 'bgr'
     if encoding.startswith('rgb'):
@@ -77,7 +77,7 @@ def expected_view(image_bgr, encoding):
 
 def conversion_error(cause, convert, *args, **kwargs):
     """
-    The text of the error ``convert`` raises, checked to be one line naming ``cause``.
+    Return the text of the error ``convert`` raises, checked to be one line naming ``cause``.
 
     Every kind of bad input is checked the same way, so the check is written once.
     """
@@ -138,7 +138,11 @@ def test_yuv_encodings_round_trip_within_a_small_error(astronaut, encoding):
     ('yuv422', cv2.COLOR_YUV2BGR_UYVY), ('uyvy', cv2.COLOR_YUV2BGR_UYVY),
     ('yuv422_yuy2', cv2.COLOR_YUV2BGR_YUY2), ('yuyv', cv2.COLOR_YUV2BGR_YUY2)])
 def test_packed_422_byte_orders(encoding, code):
-    """ROS 'yuv422' is UYVY; 'yuv422_yuy2' is YUYV. A white and a red pixel pair tell them apart."""
+    """
+    ROS 'yuv422' is UYVY; 'yuv422_yuy2' is YUYV.
+
+    A white and a red pixel pair tell them apart.
+    """
     # Y U/V pairs: white (Y 235, U=V 128) then red (Y 81, U 90, V 240), as (U, Y0, V, Y1) or
     # (Y0, U, Y1, V) per 2 pixels.
     uyvy = [128, 235, 128, 235, 90, 81, 240, 81]
@@ -177,7 +181,7 @@ def test_nv12_message_layout_is_y_plane_then_interleaved_uv(astronaut):
 
 @pytest.mark.parametrize('uyvy', (False, True))
 def test_numpy_fallback_for_old_opencv_matches_opencv(astronaut, uyvy):
-    """OpenCV before 4.8 (Ubuntu 22.04 on the boards) has no BGR->YUY2/UYVY code."""
+    """Match OpenCV: before 4.8 (Ubuntu 22.04 on the boards) it has no BGR->YUY2/UYVY code."""
     ours = ic._bgr_to_packed_422_numpy(astronaut, uyvy)
     assert ours.shape == astronaut.shape[:2] + (2,) and ours.dtype == np.uint8
     decode = cv2.COLOR_YUV2BGR_UYVY if uyvy else cv2.COLOR_YUV2BGR_YUY2
@@ -355,7 +359,8 @@ def test_header_is_set_and_a_given_message_is_reused_in_place(astronaut):
     np.testing.assert_array_equal(image_to_array(msg)[0], flipped)
     assert msg.header.frame_id == 'camera_optical'  # kept when no header is given
     small = array_to_image_msg(astronaut[:10, :20], 'mono8', msg=msg)
-    assert small is msg and (msg.height, msg.width, msg.step, msg.encoding) == (10, 20, 20, 'mono8')
+    assert small is msg
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (10, 20, 20, 'mono8')
     assert len(msg.data) == 200 and isinstance(msg.data, array.array)
 
 
@@ -516,7 +521,7 @@ def image_messages(draw):
 
 
 def expected_failure(msg):
-    """The cause image_to_array must fail with, or None if it must succeed."""
+    """Return the cause image_to_array must fail with, or None if it must succeed."""
     encoding, width, height, step = msg.encoding, msg.width, msg.height, msg.step
     if encoding not in SUPPORTED_ENCODINGS:
         return 'encoding'

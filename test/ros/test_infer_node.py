@@ -1,4 +1,6 @@
 """
+infer_node across real processes and real DDS.
+
 infer_node across real processes and real DDS: detections, diagnostics, compressed input,
 bad input on one topic while another keeps working, parameters at runtime.
 """
@@ -65,7 +67,7 @@ def test_astronaut_face_with_the_source_stamp_and_frame_id(system):
     assert listener.wait_for(lambda: len(listener.received(out)) >= seen + 3), node.output()
     latest = [json.loads(m.data) for m in listener.received(out)[-3:]]
     published = published_frame_ids(listener, CAM, max(stamp_key(p['header']['stamp'])
-                                                         for p in latest))
+                                                       for p in latest))
     for payload in latest:
         header = payload['header']
         stamp = stamp_key(header['stamp'])
@@ -197,8 +199,9 @@ def test_runtime_parameter_changes_are_validated_and_applied(system):
 
 def test_an_incompatible_publisher_is_named_in_a_warning(system):
     """
-    A best-effort camera and a reliable subscription never match: silent no-output, unless
-    the node says why.
+    A best-effort camera and a reliable subscription never match.
+
+    That is a silent no-output, unless the node says why.
     """
     listener, node = system
     listener.publisher(Image, QOS, image_qos('best_effort', 1))

@@ -1,4 +1,6 @@
 """
+A camera that goes away.
+
 A camera that goes away: its input's /diagnostics status turns STALE (level 3) once nothing
 arrived for stale_timeout_s, and the infer node keeps running. Over real DDS, for both
 executables.

@@ -41,8 +41,10 @@ SERIAL = itertools.count()
 @dataclasses.dataclass
 class Setup:
     """
-    One test's node name and topics: new for every test, so nothing a previous test's
-    participant still announces on the graph can answer for them.
+    One test's node name and topics.
+
+    They are new for every test, so nothing a previous test's participant still announces on
+    the graph can answer for them.
     """
 
     name: str
@@ -256,8 +258,10 @@ def test_an_error_in_a_transition_releases_everything_and_returns_to_unconfigure
 
 def test_executable_configure_failure_is_one_line_and_a_fixed_model_then_serves(tmp_path, setup):
     """
-    The console executable: a missing model file fails configure with one log line and
-    leaves the node unconfigured; pointing it at the file makes configure succeed.
+    The console executable, with a missing model file and then the file.
+
+    A missing model file fails configure with one log line and leaves the node unconfigured;
+    pointing it at the file makes configure succeed.
     """
     model_file = tmp_path / 'face.onnx'
     listener = Listener('lifecycle_exe_listener')

@@ -1,4 +1,6 @@
 """
+One infer_node serving several cameras.
+
 One infer_node serving several cameras over real DDS: batched results reach their own
 topics with their own stamps, and a fixed-batch model pads and reports it.
 """
@@ -89,7 +91,7 @@ def test_four_cameras_batched_each_result_on_its_own_topic(views, tmp_path):
 
 
 def fixed_batch_centerface(path, batch=4, size=(320, 256)) -> str:
-    """CenterFace compiled for exactly ``batch`` images of ``size``, as NPU models are."""
+    """Fix CenterFace to exactly ``batch`` images of ``size``, as NPU models are compiled."""
     model = onnx.load(resolve_model('centerface').path)
     w, h = size
     outputs = {o.name: [batch, c, h // 4, w // 4]

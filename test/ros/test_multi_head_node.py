@@ -1,4 +1,6 @@
 """
+infer_node with a packed model.
+
 infer_node with a packed model over real DDS: CenterFace split into a faces head and a
 landmarks head, each on its own topic at its own rate, changed and disabled at runtime.
 """

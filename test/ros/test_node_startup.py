@@ -1,4 +1,6 @@
 """
+Node start-up and stop.
+
 Nodes refuse bad parameters at start-up with one line, and every executable stops cleanly on
 SIGINT and SIGTERM.
 """
@@ -89,8 +91,9 @@ class Started:
 
 def busy_infer(executable):
     """
-    An infer node under test, fed by image_source; busy once detections flow (so the
-    inference threads are running at the signal).
+    Start an infer node under test, fed by image_source.
+
+    It is busy once detections flow (so the inference threads are running at the signal).
     """
     def scenario(started, listener):
         listener.subscribe(String, f'{STOP_CAM}/detections')
@@ -129,6 +132,8 @@ SCENARIOS = {'infer_node': busy_infer('infer_node'),
 @pytest.mark.parametrize('executable', SCENARIOS)
 def test_every_node_stops_cleanly_on_signals(tmp_path, executable, sig):
     """
+    Stop while busy, cleanly.
+
     Stopped while busy: exit 0 (no abort), no traceback, no thread left but the main one,
     and the Fast DDS shared-memory files the processes created are gone.
     """
@@ -166,8 +171,9 @@ def test_every_node_stops_cleanly_on_signals(tmp_path, executable, sig):
 
 def own_shm_segments(pid):
     """
-    The Fast DDS shared-memory segments (and data-sharing pools) a process has mapped,
-    except the per-port ones that every participant on the machine shares.
+    Return the Fast DDS shared-memory segments (and data-sharing pools) a process has mapped.
+
+    Those exclude the per-port ones that every participant on the machine shares.
     """
     with open(f'/proc/{pid}/maps') as f:
         paths = {line.split()[-1] for line in f
@@ -177,7 +183,9 @@ def own_shm_segments(pid):
 
 def test_infer_node_stopped_again_and_again_never_crashes(tmp_path):
     """
-    Six busy stops in a row, both signals: every one exits 0. (rclpy's own signal thread
+    Six busy stops in a row, both signals.
+
+    Every one exits 0. (rclpy's own signal thread
     was seen to crash stops under load, SIGSEGV in rcl_trigger_guard_condition; stops are now
     a flag the spin loop reads, see ros/stop_signals.py.)
     """

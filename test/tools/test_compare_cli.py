@@ -1,4 +1,6 @@
 """
+The compare command.
+
 The compare command on the real CenterFace model and real photos: a backend against itself
 matches exactly; int8 in the rknn-toolkit2 simulator keeps the faces; one-line errors.
 """
@@ -21,7 +23,7 @@ OUTPUTS = ['537', '538', '539', '540']
 
 
 def reference_faces(paths, input_size=(320, 256)):
-    """Detections per threshold of the plain ONNX Runtime pipeline over ``paths``."""
+    """Return detections per threshold of the plain ONNX Runtime pipeline over ``paths``."""
     pipeline = DetectionPipeline.from_config(PipelineConfig(input_size=input_size,
                                                             score_threshold=min(THRESHOLDS)))
     results, _ = pipeline.detect([cv2.imread(p) for p in paths])
@@ -43,7 +45,7 @@ def test_a_backend_against_itself_matches_exactly(photos, tmp_path, capsys, mode
         assert row == {'score_threshold': row['score_threshold'],
                        'matched': faces[row['score_threshold']], 'missed': 0, 'extra': 0,
                        'iou_mean': 1.0, 'iou_min': 1.0}
-    assert report['output_max_abs_diff'] == {name: 0.0 for name in OUTPUTS}
+    assert report['output_max_abs_diff'] == dict.fromkeys(OUTPUTS, 0.0)
     assert [m['backend'] for m in report['memory']] == ['onnxruntime', 'onnxruntime']
     for memory in report['memory']:
         assert memory['note'] == 'backend onnxruntime' and memory['vendor_report'] == 'none'
@@ -81,8 +83,10 @@ def test_no_images_is_one_line_exit_2(tmp_path, capsys):
 @pytest.fixture(scope='module')
 def int8_report(photos, tmp_path_factory, model_cache):
     """
-    One compare run of CenterFace built int8 for RK3588 (calibrated on the three photos)
-    against ONNX Runtime, both at 320x256: the size --input-size gives the rknn build as well.
+    Compare CenterFace built int8 for RK3588 against ONNX Runtime, in one run.
+
+    The int8 build is calibrated on the three photos; both run at 320x256: the size
+    --input-size gives the rknn build as well.
     """
     python = os.environ.get(PYTHON_ENV) or os.path.join(REPO, '.venv-rknn', 'bin', 'python')
     if not os.access(python, os.X_OK):

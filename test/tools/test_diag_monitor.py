@@ -45,6 +45,7 @@ STAGE_MS = {'e2e': 20.0, 'queue_wait': 1.0, 'preprocess': 3.0, 'inference': 10.0
 
 
 class FakeClock:
+
     def __init__(self, now=1000.0):
         self.now = now
 
@@ -54,7 +55,7 @@ class FakeClock:
 
 def source_report(topic=TOPIC, frames=40, period=0.05, extra_ms=0.0, thresholds=None,
                   node='infer_node', bad=0):
-    """A real SourceStats report: ``frames`` frames at 1/period Hz, e2e 20..24 ms."""
+    """Make a real SourceStats report: ``frames`` frames at 1/period Hz, e2e 20..24 ms."""
     clock = FakeClock()
     stats = SourceStats(topic, window_s=10.0, clock=clock)
     for i in range(frames):
@@ -85,28 +86,32 @@ HEAD_MS = {'faces': (4.0, 1.0), 'landmarks': (6.0, 0.5)}  # inference, postproce
 
 def head_reports(node='infer_heads', topic=TOPIC):
     """
-    Real head statuses, as the node's HeadOutputs writes them: ``faces`` at 10 Hz with a
-    few frames' latencies, ``landmarks`` disabled.
+    Real head statuses, as the node's HeadOutputs writes them.
+
+    ``faces`` is at 10 Hz with a few frames' latencies, ``landmarks`` is disabled.
     """
     from hobot_npu_infer.core.multi_head.head_scheduler import HeadStats
     from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, HeadOutput
     from hobot_npu_infer.ros.head_outputs import HeadOutputs
 
     class Publisher:
+
         def publish(self, msg):
             pass
 
     class Scheduler:
+
         def stats(self, now):
             return {head: HeadStats(*stats) for head, stats in HEAD_STATS.items()}
 
     class Pipeline:
+
         def scheduler(self, source):
             return Scheduler()
 
     outputs = HeadOutputs(lambda *args: Publisher(), [topic],
                           [HeadConfig(head) for head in HEAD_STATS], 'json',
-                          {head: 1 for head in HEAD_STATS}, window_s=10.0)
+                          dict.fromkeys(HEAD_STATS, 1), window_s=10.0)
     for _ in range(3):
         outputs.publish(topic, None, (64, 48), [
             HeadOutput('faces', None, [np.zeros((1, 4), np.float32)], *HEAD_MS['faces'])])
@@ -269,7 +274,7 @@ def test_malformed_and_missing_values_become_null():
     cam, cam2 = data['inputs']
     assert (cam['frames_in'], cam['frames_out'], cam['input_rate_hz'],
             cam['output_rate_hz'], cam['dropped_stale']) == (None, 12, None, None, -1)
-    assert cam['latency_ms']['e2e'] == {stat: None for stat in SUMMARY_FIELDS}
+    assert cam['latency_ms']['e2e'] == dict.fromkeys(SUMMARY_FIELDS, None)
     assert cam['latency_ms']['inference']['p50'] == 7.25
     assert cam['conversion_errors'] is None and cam['level'] == 'ERROR'
     assert cam2['level'] == 'UNKNOWN' and cam2['message'] == '' and cam2['frames_in'] is None
@@ -339,7 +344,7 @@ def test_head_statuses_are_rows_of_their_own_without_all():
     only_heads = DiagnosticsSnapshot(node='infer_heads')
     only_heads.update(heads + head_reports(node='other'))
     assert [(r.node, r.head) for r in only_heads.rows()] == [('infer_heads', 'faces'),
-                                                               ('infer_heads', 'landmarks')]
+                                                             ('infer_heads', 'landmarks')]
     assert not only_heads.has_input()
 
 
@@ -432,7 +437,7 @@ def published_array():
 
 @pytest.fixture
 def diagnostics_publisher():
-    """Publishes published_array() on /diagnostics five times a second until the test ends."""
+    """Publish published_array() on /diagnostics five times a second until the test ends."""
     from diagnostic_msgs.msg import DiagnosticArray
     from ros_harness import Listener
     listener = Listener('diag_test_publisher')

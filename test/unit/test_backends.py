@@ -16,7 +16,7 @@ import pytest
 
 
 def tiny_model(path, batch=None):
-    """y = x * 2 with NHWC uint8 input; batch fixed or dynamic."""
+    """Write a model y = x * 2 with NHWC uint8 input; batch fixed or dynamic."""
     b = batch if batch else 'N'
     x = helper.make_tensor_value_info('x', TensorProto.FLOAT, [b, 8, 8, 3])
     y = helper.make_tensor_value_info('y', TensorProto.FLOAT, [b, 8, 8, 3])

@@ -163,6 +163,8 @@ OPERATIONS = st.lists(st.one_of(st.tuples(st.just('put'), st.integers(0, 3)),
 @given(OPERATIONS)
 def test_model_newest_frame_distinct_sources_and_bounded_wait(operations):
     """
+    Check the batcher against a plain model.
+
     Against a plain model: put's return, the newest payload, and every pending source served
     within as many takes as there are sources.
     """

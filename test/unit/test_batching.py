@@ -1,4 +1,6 @@
 """
+Cross-camera batching in the core.
+
 Cross-camera batching in the core: batch formation, delay bound, padding, the runtime pool,
 per-source order, the second-stage crop model and offline batches of files.
 """
@@ -18,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper, TensorProto
 import pytest
-from stream_harness import check_result, FakeModel, make_harness  # noqa: F401 (fixture)
+from stream_harness import check_result, FakeModel
 
 
 def test_a_batch_forms_as_soon_as_max_frames_sources_wait():
@@ -150,7 +152,7 @@ def colour_classifier(path) -> str:
 
 
 def tinted(image: np.ndarray, keep: int) -> np.ndarray:
-    """The BGR image with every channel but ``keep`` darkened."""
+    """Return the BGR image with every channel but ``keep`` darkened."""
     out = image.copy()
     for channel in range(3):
         if channel != keep:
@@ -210,7 +212,7 @@ def test_offline_files_come_out_in_input_order(tmp_path, batch, runtimes):
                            lambda i, p, r: seen.append((i, len(r.detections))),
                            lambda i, p, e: errors.append((i, p)))
     assert [i for i, _ in seen] == [0, 1, 2, 4, 5, 6, 7]
-    faces = {i: n for i, n in seen}
+    faces = dict(seen)
     assert [faces[i] for i in (0, 2, 5, 7)] == [1, 1, 1, 1]  # astronauts (even originals)
     assert [faces[i] for i in (1, 4, 6)] == [0, 0, 0]  # cats
     assert errors == [(3, str(broken))]

@@ -1,4 +1,6 @@
 """
+Decoders against garbage.
+
 Decoders against garbage: random shapes and values (NaN, infinities, huge numbers) give
 detections or a counted OutputLayoutError, never any other exception.
 """

@@ -78,7 +78,11 @@ def yolov5_outputs(images: Sequence[Sequence[Det]], anchors: int = 32, seed: int
 
 def ssd_outputs(images: Sequence[Sequence[Det]], slots: int = 10, input_size=INPUT,
                 num_detections: bool = False, seed: int = 0) -> List[np.ndarray]:
-    """boxes [B,N,4] normalised y1 x1 y2 x2, classes [B,N], scores [B,N] (+ num_detections [B])."""
+    """
+    Make SSD outputs.
+
+    boxes [B,N,4] normalised y1 x1 y2 x2, classes [B,N], scores [B,N] (+ num_detections [B]).
+    """
     rng = np.random.default_rng(seed)
     w, h = input_size
     boxes = rng.uniform(0, 1, (len(images), slots, 4)).astype(np.float32)
@@ -102,6 +106,8 @@ def centerface_outputs(images: Sequence[Sequence[Det]], input_size=INPUT,
                        landmarks: Sequence[Sequence[Sequence[Tuple[float, float]]]] = ()
                        ) -> List[np.ndarray]:
     """
+    Make CenterFace outputs.
+
     heatmap [B,1,h,w], scale [B,2,h,w], offset [B,2,h,w], landmarks [B,10,h,w] at stride 4.
 
     Inverts the decoder's formulas: box h = exp(scale0) * 4, w = exp(scale1) * 4, centre
@@ -175,7 +181,7 @@ C = Det((20, 220, 60, 260), 0, 0.6)
 
 def assert_threshold_is_exclusive(name: str, outputs_for, input_size) -> None:
     """
-    A score equal to the threshold is left out and a lower threshold lets it in.
+    Assert that a score equal to the threshold is left out and a lower threshold lets it in.
 
     Every decoder keeps this, whatever its layout, so the zoo decoders' tests check it here
     too, with their own ``outputs_for``.
@@ -290,7 +296,8 @@ def test_max_detections_caps_best_first(name):
 @pytest.mark.parametrize('name', ALL)
 def test_too_few_outputs_raise_output_layout_error(name):
     outputs = outputs_for(name, [[A]])
-    keep = {'centerface': 2, 'ssd': len(outputs) - 1}.get(name, 0)  # centerface: landmarks optional
+    # centerface: landmarks optional
+    keep = {'centerface': 2, 'ssd': len(outputs) - 1}.get(name, 0)
     with pytest.raises(OutputLayoutError):
         decoder(name).decode(outputs[:keep], INPUT, 0.5, batch_size=1)
 
@@ -733,8 +740,10 @@ def test_pipeline_fixed_batch_pads_to_compiled_size():
 
 def slot_marker_model_output(tensor: np.ndarray) -> List[np.ndarray]:
     """
-    One detection per slot whose class is the slot's grey level // 40 - 1, so images can be
-    told apart after batching; all-zero padding slots give none.
+    One detection per slot, whose class tells the images apart.
+
+    The class is the slot's grey level // 40 - 1, so images can be told apart after
+    batching; all-zero padding slots give none.
     """
     n = tensor.shape[0]
     dets = []
@@ -762,7 +771,8 @@ def test_pipeline_detect_dynamic_batch_runs_once():
     pipeline = make_pipeline('stretch', produce=slot_marker_model_output)
     results, _ = pipeline.detect([grey(400, 300, 41), grey(400, 300, 81), grey(400, 300, 121)])
     assert pipeline.model.runs == [(3, 3, 320, 320)]
-    assert [[d.class_name for d in r.detections] for r in results] == [['person'], ['car'], ['dog']]
+    names = [[d.class_name for d in r.detections] for r in results]
+    assert names == [['person'], ['car'], ['dog']]
 
 
 def test_pipeline_decode_rejects_outputs_for_fewer_images():

@@ -118,6 +118,8 @@ def conv(name, x, w, y, pad=0):
 
 def rejoin_model():
     """
+    Build a model whose heads rejoin the trunk.
+
     x -> conv A -> a -> relu -> conv B -> b; head 'h1' = conv(b) + conv(a), 'h2' = b + conv(a)
     (one 1x1 weight shared by both heads), 'h3' = mean of x itself.
     """

@@ -1,4 +1,6 @@
 """
+Rolling statistics, health reports and log throttling.
+
 Rolling statistics, per-source and per-model health reports, and log throttling, on fake
 clocks.
 """
@@ -26,6 +28,7 @@ import pytest
 
 
 class FakeClock:
+
     def __init__(self, t=0.0):
         self.t = float(t)
 

@@ -1,4 +1,6 @@
 """
+NV12.
+
 NV12: conversion exact against OpenCV, the pre-processor's NV12 batches, and pass-through of
 camera NV12 at the model size, from the ROS message to the batch tensor, byte for byte.
 """
@@ -17,7 +19,7 @@ import pytest
 
 
 def opencv_nv12(image: np.ndarray) -> np.ndarray:
-    """The reference: OpenCV's I420 (Y, all U, all V), its U and V re-interleaved by hand."""
+    """Make the reference: OpenCV's I420 (Y, all U, all V), its U and V re-interleaved by hand."""
     h, w = image.shape[:2]
     flat = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).reshape(-1)
     quarter = (h // 2) * (w // 2)

@@ -1,4 +1,6 @@
 """
+Packed models.
+
 Packed models on the real CenterFace: (a) one file split into trunk and heads, (b) a pack of
 files with an explicit trunk or none; and the multi-head pipeline's per-head schedule.
 """

@@ -12,13 +12,12 @@ import threading
 from hobot_npu_infer.core.backends.tensors import BatchCapability
 from hobot_npu_infer.core.errors import ImageError, InferError
 import pytest
-from stream_harness import (  # noqa: F401
-    check_result,  # (a fixture)
+from stream_harness import (
+    check_result,
     DelayedTakeSource,
     FakeModel,
     GARBAGE,
     INPUT,
-    make_harness,
     runner_threads,
     TIMEOUT,
 )
@@ -80,8 +79,10 @@ def test_a_frame_superseded_while_waiting_is_dropped_and_the_newer_delivered(mak
 
 def test_the_prepare_thread_cannot_take_the_newer_frame_from_under_the_stale_check(make_harness):
     """
-    A preempted infer thread must still find the newer frame: it is taken before the prepared
-    one is released, or the prepare thread could take it first and the stale frame would run.
+    A preempted infer thread must still find the newer frame.
+
+    It is taken before the prepared one is released, or the prepare thread could take it
+    first and the stale frame would run.
     """
     gate = threading.Event()
     h = make_harness(model=FakeModel(gate=gate), slots_type=DelayedTakeSource)
@@ -137,7 +138,7 @@ def test_a_bad_frame_is_reported_and_the_other_sources_keep_being_delivered(make
         h.bad_frames.wait_count(round_ + 1)
     bad = h.bad_frames.items
     assert [(f.source, f.payload.value) for f, _ in bad] == [('a', 1), ('a', 11), ('a', 21),
-                                                            ('a', 31), ('a', 41)]
+                                                             ('a', 31), ('a', 41)]
     assert all(isinstance(e, ImageError) and isinstance(e, InferError) for _, e in bad)
     assert 'unsupported encoding' in str(bad[0][1])
     assert h.delivered_values('b') == [2, 12, 22, 32, 42]

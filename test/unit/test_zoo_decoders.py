@@ -60,6 +60,8 @@ def dfl_bins(distance: float, reg_max: int = 16) -> np.ndarray:
 
 def dfl_place(box, stride: int, reg_max: int = 16) -> Optional[Tuple[int, int, List[float]]]:
     """
+    Place a box for DFL decoding.
+
     Cell (row, col) of the box centre at ``stride`` and its l t r b distances in cells, or
     None when the distances do not fit the DFL range.
     """
@@ -75,6 +77,8 @@ def dfl_outputs(images: Sequence[Sequence[Det]], name: str, layout: Optional[str
                 num_classes: int = NUM_CLASSES, stride_of: Optional[dict] = None,
                 seed: int = 0) -> List[np.ndarray]:
     """
+    Make DFL outputs.
+
     Per stride: RDK [cls, box] NHWC logits; Rockchip [box, cls(, score_sum)] NCHW, scores
     after sigmoid. Detections go to the smallest stride whose DFL range fits them, or to
     ``stride_of[det]``; other cells get low class scores and random box logits.
@@ -113,7 +117,7 @@ def dfl_outputs(images: Sequence[Sequence[Det]], name: str, layout: Optional[str
 
 
 def anchor_place(box, strides=STRIDES, anchors=YOLOV5_ANCHORS):
-    """The (stride index, anchor index) whose anchor is nearest the box size in log scale."""
+    """Return the (stride index, anchor index) of the anchor nearest the box size in log scale."""
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     table = np.asarray(anchors, np.float64).reshape(len(strides), -1, 2)
@@ -127,6 +131,8 @@ def anchor_outputs(images: Sequence[Sequence[Det]], name: str, layout: Optional[
                    input_size=INPUT, strides=STRIDES, anchors=YOLOV5_ANCHORS,
                    num_classes: int = NUM_CLASSES, seed: int = 0) -> List[np.ndarray]:
     """
+    Make anchor outputs.
+
     Per stride [B,H,W,A*(5+C)] (RDK, logits) or [B,A*(5+C),H,W] (Rockchip, probabilities),
     anchor-major; p_xy = (centre / stride - cell + 0.5) / 2, p_wh = sqrt(size / anchor) / 2.
     """
@@ -184,8 +190,9 @@ def test_zoo_decoders_are_registered():
 @pytest.mark.parametrize('name', ALL)
 def test_known_boxes_in_a_batch_of_two_in_shuffled_order(name, layout):
     """
-    The per-stride decoders find known boxes in synthetic tensors, per image, in either layout,
-    whatever the output order.
+    The per-stride decoders find known boxes in synthetic tensors.
+
+    They find them per image, in either layout, whatever the output order.
     """
     images = [[B, A, D], [C]]
     outputs = shuffled(outputs_for(name, images, layout=layout))
@@ -469,7 +476,7 @@ def test_layout_and_sigmoid_options_override_the_zoo():
     images = [[A, D]]
     rdk = dfl_outputs(images, 'rdk_yolov8')
     [raw] = create_decoder('rknn_yolov8', layout='NHWC', apply_sigmoid=True).decode(rdk, INPUT,
-                                                                                     0.5)
+                                                                                    0.5)
     assert_detections(raw, images[0], 'rknn_yolov8')
     rknn = anchor_outputs(images, 'rknn_yolov5')
     [raw] = create_decoder('rdk_yolov5', layout='nchw', apply_sigmoid=False).decode(rknn, INPUT,

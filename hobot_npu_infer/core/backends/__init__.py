@@ -1,6 +1,7 @@
 """Inference backends behind one interface; importing this package registers the built-in ones."""
 
-from hobot_npu_infer.core.backends import hobot_backend, onnxruntime_backend
+# The backend modules are imported only to register the built-in backends.
+from hobot_npu_infer.core.backends import hobot_backend, onnxruntime_backend  # noqa: F401
 from hobot_npu_infer.core.backends.base import (
                                                 Backend,
                                                 backend_names,
@@ -9,7 +10,7 @@ from hobot_npu_infer.core.backends.base import (
                                                 register_backend,
                                                 select_model,
 )
-from hobot_npu_infer.core.backends.rknn import backend as rknn_backend
+from hobot_npu_infer.core.backends.rknn import backend as rknn_backend  # noqa: F401
 
 __all__ = ['Backend', 'Model', 'backend_names', 'create_backend', 'register_backend',
            'select_model']

@@ -40,7 +40,7 @@ class Model(ABC):
 
 def select_model(models: List[Model], name: str, path: str, user: str = '') -> Model:
     """
-    The model called ``name`` of those the file at ``path`` holds; unnamed, its only one.
+    Return the model called ``name`` of those the file at ``path`` holds; unnamed, its only one.
 
     A packed NPU file holds several models, so every caller chooses by name the same way and
     the error lists what the file holds; ``user`` (a head, say) is named in it when given.
@@ -71,8 +71,9 @@ class Backend(ABC):
     @abstractmethod
     def load(self, path: str, runtime: int = 0) -> List[Model]:
         """
-        Load every model in the file at ``path``, as engine instance ``runtime`` of a pool
-        (an NPU backend pins instances to cores by it; others may ignore it).
+        Load every model in the file at ``path``, as engine instance ``runtime`` of a pool.
+
+        An NPU backend pins instances to cores by ``runtime``; others may ignore it.
 
         Raises ModelNotFoundError when the file is missing and ModelLoadError when it is unusable.
         """

@@ -50,8 +50,10 @@ def detect_board(root: str = '/') -> Board:
 
 def rockchip_npu_load(root: str = '/') -> Optional[Dict[str, float]]:
     """
-    Per-core NPU load in percent from rknpu's debug file ('NPU load:  Core0: 12%, ...' or
-    'NPU load:  30%' on one-core chips); None where the file is absent or unreadable.
+    Read the per-core NPU load in percent from rknpu's debug file.
+
+    The file says 'NPU load:  Core0: 12%, ...' or 'NPU load:  30%' on one-core chips; None
+    where the file is absent or unreadable.
     """
     text = _read(root, RKNPU_LOAD)
     if text is None:

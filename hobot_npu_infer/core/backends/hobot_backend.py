@@ -39,7 +39,7 @@ _reason = partial(one_line, named=False, limit=160)
 
 
 def import_runtime():
-    """The vendor module, under whichever name this board image ships it."""
+    """Import the vendor module, under whichever name this board image ships it."""
     reasons = []
     for package in RUNTIME_PACKAGES:
         try:
@@ -113,6 +113,7 @@ def _output(tensor, model: str) -> _Output:
 
 
 class HobotModel(Model):
+
     def __init__(self, model, core_id: int, priority: int):
         self.name = model.name
         self._model = model
@@ -154,6 +155,8 @@ class HobotModel(Model):
 @register_backend('hobot')
 class HobotBackend(Backend):
     """
+    Hobot BPU backend, with the options ``cores`` and ``priority``.
+
     ``cores``: 0 lets the runtime place every run; 1 or 2 pins runtime i of a pool to BPU core
     i % cores (RDK X3 has two cores, X5 one). ``priority``: 0..255, higher runs first.
     """

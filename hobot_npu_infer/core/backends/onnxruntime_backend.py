@@ -33,6 +33,7 @@ def _spec(arg) -> TensorSpec:
 
 
 class OnnxRuntimeModel(Model):
+
     def __init__(self, name: str, session):
         self.name = name
         self._session = session

@@ -1,6 +1,8 @@
 """
-Choosing and configuring a backend: ``auto`` picks the board's NPU, and options given as
-``key=value`` text (command line, ROS string-array parameter) become typed keyword arguments.
+Choosing and configuring a backend.
+
+``auto`` picks the board's NPU, and options given as ``key=value`` text (command line, ROS
+string-array parameter) become typed keyword arguments.
 """
 
 import importlib.util
@@ -21,7 +23,7 @@ def _importable(module: str) -> bool:
 
 
 def choose_backend(root: str = '/') -> Tuple[str, str]:
-    """The backend ``auto`` means on this machine, and why, for the log."""
+    """Return the backend ``auto`` means on this machine, and why, for the log."""
     board = detect_board(root)
     if board.vendor == 'd-robotics':
         if _importable('hobot_dnn') or _importable('hobot_dnn_rdkx5'):
@@ -38,7 +40,7 @@ def choose_backend(root: str = '/') -> Tuple[str, str]:
 
 def open_backend(name: str, options: Mapping[str, object], root: str = '/'
                  ) -> Tuple[Backend, str]:
-    """The backend ``name`` (``auto`` chosen here) with ``options``, and a line saying which."""
+    """Open backend ``name`` (``auto`` chosen here) with ``options``, and say which in a line."""
     note = f'backend {name}'
     if name == AUTO:
         name, reason = choose_backend(root)
@@ -48,8 +50,9 @@ def open_backend(name: str, options: Mapping[str, object], root: str = '/'
 
 def with_input_size(options: Mapping[str, object], size) -> Dict[str, object]:
     """
-    The pipeline's input size (W, H) passed on to rknn, which builds an .onnx model at one
-    fixed size: the one images are prepared at. An input_size option of its own wins.
+    Pass the pipeline's input size (W, H) on to rknn, which builds an .onnx model at one size.
+
+    That fixed size is the one images are prepared at. An input_size option of its own wins.
     """
     options = dict(options)
     if size is not None and not {'input_size', 'rknn.input_size'} & set(options):
@@ -58,7 +61,7 @@ def with_input_size(options: Mapping[str, object], size) -> Dict[str, object]:
 
 
 def _for(chosen: str, options: Mapping[str, object]) -> Dict[str, object]:
-    """Options written ``backend.key`` apply only when that backend is chosen; plain keys always."""
+    """Keys written ``backend.key`` apply only when that backend is chosen; plain keys always."""
     out = {}
     for key, value in options.items():
         prefix, dot, rest = key.partition('.')

@@ -1,6 +1,7 @@
 """Output decoders by layout name; importing this package registers the built-in ones."""
 
-from hobot_npu_infer.core.decoders import centerface, ssd, yolo, zoo_yolo
+# The decoder modules are imported only to register the built-in decoders.
+from hobot_npu_infer.core.decoders import centerface, ssd, yolo, zoo_yolo  # noqa: F401
 from hobot_npu_infer.core.decoders.base import (
                                                 create_decoder,
                                                 Decoder,

@@ -32,7 +32,7 @@ class Decoder(ABC):
 
     def decode(self, outputs: Sequence[np.ndarray], input_size: Tuple[int, int],
                score_threshold: float, batch_size: int = 0) -> List[RawDetections]:
-        """Detections of the first ``batch_size`` images (all when 0) of the batch."""
+        """Decode the detections of the first ``batch_size`` images (all when 0) of the batch."""
         if len(outputs) < self.num_outputs:
             raise OutputLayoutError(f'decoder {self.name} needs {self.num_outputs} output(s), '
                                     f'the model gave {len(outputs)}')

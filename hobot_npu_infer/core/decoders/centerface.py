@@ -13,6 +13,8 @@ STRIDE = 4
 @register_decoder('centerface')
 class CenterFaceDecoder(Decoder):
     """
+    Decoder of CenterFace face detection outputs.
+
     Outputs in order: heatmap [B,1,h,w], scale [B,2,h,w], offset [B,2,h,w] and, optionally,
     landmarks [B,10,h,w] (a packed model's face head may leave them to a slower head).
     """

@@ -5,7 +5,7 @@ import numpy as np
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         max_detections: int = 0) -> np.ndarray:
-    """Indices of the boxes kept, best score first; a box is dropped when IoU >= threshold."""
+    """Return the indices of the boxes kept, best score first; drop a box when IoU >= threshold."""
     order = np.argsort(-scores, kind='stable')
     x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
     areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)

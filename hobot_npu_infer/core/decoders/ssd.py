@@ -1,4 +1,8 @@
-"""SSD-style post-processed outputs: boxes, classes and scores already decoded, coordinates 0..1."""
+"""
+SSD-style post-processed outputs: boxes, classes and scores already decoded.
+
+Coordinates are 0..1.
+"""
 
 from typing import Sequence, Tuple
 
@@ -14,8 +18,10 @@ BOX_ORDERS = ('yxyx', 'xyxy')
 @register_decoder('ssd')
 class SsdDecoder(Decoder):
     """
-    Outputs by role; the default order (boxes, classes, scores[, num_detections]) and the
-    ``yxyx`` box order are TensorFlow's detection post-process, as in most SSD exports.
+    Decoder of SSD outputs, taken by role.
+
+    The default order (boxes, classes, scores[, num_detections]) and the ``yxyx`` box order are
+    TensorFlow's detection post-process, as in most SSD exports.
     """
 
     def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,

@@ -1,4 +1,8 @@
-"""YOLO heads already decoded to boxes by the exporter: YOLOv8 (anchor-free) and YOLOv5 (objectness)."""
+"""
+YOLO heads already decoded to boxes by the exporter.
+
+YOLOv8 (anchor-free) and YOLOv5 (objectness).
+"""
 
 from typing import Optional, Sequence, Tuple
 
@@ -60,7 +64,7 @@ class _DecodedYolo(Decoder):
 
     def class_scores(self, pred: np.ndarray,
                      score_threshold: float) -> Tuple[np.ndarray, np.ndarray]:
-        """The predictions worth scoring, and the class scores of each of them."""
+        """Return the predictions worth scoring, and the class scores of each of them."""
         return pred, pred[:, 4:]
 
 

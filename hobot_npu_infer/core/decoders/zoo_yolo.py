@@ -68,7 +68,11 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def dfl_boxes(distributions: np.ndarray, cells: np.ndarray, grid_w: int, stride: int,
               reg_max: int) -> np.ndarray:
-    """x1 y1 x2 y2 in input pixels from (k, 4*reg_max) box distributions of flat cells ``cells``."""
+    """
+    Return x1 y1 x2 y2 in input pixels from (k, 4*reg_max) box distributions.
+
+    The distributions are those of the flat cells ``cells``.
+    """
     logits = distributions.reshape(-1, 4, reg_max).astype(np.float64)
     weights = np.exp(logits - logits.max(axis=2, keepdims=True))  # softmax, without overflow
     ltrb = (weights @ np.arange(reg_max, dtype=np.float64)) / weights.sum(axis=2)
@@ -132,11 +136,11 @@ class PerStrideDecoder(Decoder):
         return output.reshape(output.shape[0], -1).T
 
     def raw_threshold(self, score_threshold: float) -> float:
-        """A bound on raw values that every cell scoring above ``score_threshold`` passes."""
+        """Return a raw-value bound that every cell scoring above ``score_threshold`` passes."""
         return logit(score_threshold) - LOGIT_MARGIN if self.apply_sigmoid else score_threshold
 
     def plan(self, outputs: Sequence[np.ndarray], input_size: Tuple[int, int]):
-        """The per-stride roles of the outputs, worked out once per set of shapes."""
+        """Return the per-stride roles of the outputs, worked out once per set of shapes."""
         key = (tuple(o.shape for o in outputs), tuple(input_size))
         cached_key, plan = self._plan
         if cached_key != key:
@@ -203,7 +207,11 @@ class PerStrideDecoder(Decoder):
         """
 
     def check_classes(self, classes: Optional[int], channels: int, what: str) -> int:
-        """The class count a level implies, checked against the option and the other levels."""
+        """
+        Return the class count a level implies.
+
+        It is checked against the option and the other levels.
+        """
         if channels < 1:
             raise OutputLayoutError(f'{self.name}: {what} has no class channels')
         if self.num_classes is not None and channels != self.num_classes:
@@ -225,9 +233,11 @@ class DflRoles(NamedTuple):
 
 class DflDecoder(PerStrideDecoder):
     """
-    YOLOv8/YOLO11 heads exported without DFL and decode: per stride a box distribution of
-    ``4*reg_max`` channels, C class scores and optionally a one-channel score sum, in any order;
-    thresholds the class scores first and runs DFL on the candidate cells only.
+    Decoder of YOLOv8/YOLO11 heads exported without DFL and decode.
+
+    Per stride a box distribution of ``4*reg_max`` channels, C class scores and optionally a
+    one-channel score sum, in any order; thresholds the class scores first and runs DFL on the
+    candidate cells only.
     """
 
     outputs_per_stride = (2, 3)
@@ -298,8 +308,10 @@ class AnchorRoles(NamedTuple):
 
 class AnchorDecoder(PerStrideDecoder):
     """
-    YOLOv5 heads without decode: per stride ``A*(5+C)`` channels, anchor-major, each anchor's
-    x y w h, objectness and C class scores.
+    Decoder of YOLOv5 heads without decode.
+
+    Per stride ``A*(5+C)`` channels, anchor-major, each anchor's x y w h, objectness and C class
+    scores.
     """
 
     def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
@@ -363,8 +375,9 @@ class AnchorDecoder(PerStrideDecoder):
 @register_decoder('rdk_yolov8')
 class RdkYoloV8Decoder(DflDecoder):
     """
-    D-Robotics RDK model zoo YOLOv8/YOLO11: per stride class logits [B,H,W,C] and box
-    distribution [B,H,W,64], NHWC, sigmoid on the CPU.
+    Decoder of D-Robotics RDK model zoo YOLOv8/YOLO11.
+
+    Per stride class logits [B,H,W,C] and box distribution [B,H,W,64], NHWC, sigmoid on the CPU.
     """
 
     layout = 'nhwc'
@@ -374,8 +387,10 @@ class RdkYoloV8Decoder(DflDecoder):
 @register_decoder('rknn_yolov8')
 class RknnYoloV8Decoder(DflDecoder):
     """
-    Rockchip rknn_model_zoo YOLOv8/YOLO11: per stride box [B,64,H,W], class scores [B,C,H,W]
-    (sigmoid in the model) and optionally score_sum [B,1,H,W], NCHW.
+    Decoder of Rockchip rknn_model_zoo YOLOv8/YOLO11.
+
+    Per stride box [B,64,H,W], class scores [B,C,H,W] (sigmoid in the model) and optionally
+    score_sum [B,1,H,W], NCHW.
     """
 
     layout = 'nchw'

@@ -11,7 +11,7 @@ _POINTS = ((0, 0, 255), (0, 255, 255), (255, 0, 0), (255, 0, 255), (255, 255, 0)
 
 
 def draw_detections(image: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
-    """A copy of the BGR ``image`` with boxes, labels and keypoints drawn."""
+    """Return a copy of the BGR ``image`` with boxes, labels and keypoints drawn."""
     canvas = image.copy()
     thickness = max(1, round(min(image.shape[:2]) / 300))
     for det in detections:

@@ -8,7 +8,7 @@ import numpy as np
 
 
 def read_image(path: str) -> np.ndarray:
-    """The image at ``path`` as BGR uint8 (grey files stay single-channel)."""
+    """Read the image at ``path`` as BGR uint8 (grey files stay single-channel)."""
     try:
         data = np.fromfile(path, np.uint8)
     except FileNotFoundError:

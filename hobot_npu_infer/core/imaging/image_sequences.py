@@ -1,6 +1,8 @@
 """
-Where a test or demo camera gets its frames: a sample photo, an image file, a directory of
-images, or a video file, each as an endless (looping) sequence of BGR frames.
+Where a test or demo camera gets its frames.
+
+A sample photo, an image file, a directory of images, or a video file, each as an endless
+(looping) sequence of BGR frames.
 """
 
 import os

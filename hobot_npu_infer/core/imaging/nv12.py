@@ -31,7 +31,7 @@ def pixel_size(nv12: np.ndarray) -> Tuple[int, int]:
 def bgr_to_nv12(image: np.ndarray, order: str = 'bgr',
                 out: Optional[np.ndarray] = None) -> np.ndarray:
     """
-    A HxWx3 uint8 image in channel ``order`` ('bgr' or 'rgb'; even H and W) as NV12.
+    Convert a HxWx3 uint8 image in channel ``order`` ('bgr' or 'rgb'; even H and W) to NV12.
 
     Written into ``out`` when given (any (H*3/2, W) uint8 view, such as one slot of a batch
     tensor), else into a new array; returns it.
@@ -50,6 +50,6 @@ def bgr_to_nv12(image: np.ndarray, order: str = 'bgr',
 
 
 def nv12_to_bgr(nv12: np.ndarray) -> np.ndarray:
-    """An NV12 array (rows may be a strided view) as a new HxWx3 BGR image."""
+    """Convert an NV12 array (rows may be a strided view) to a new HxWx3 BGR image."""
     pixel_size(nv12)
     return cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)

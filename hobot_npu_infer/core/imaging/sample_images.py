@@ -27,7 +27,7 @@ def load_sample(name: str) -> np.ndarray:
 
 
 def load_image_or_sample(spec: str) -> np.ndarray:
-    """A sample photo by name, else an image file by path."""
+    """Load a sample photo by name, else an image file by path."""
     if spec in SAMPLE_NAMES:
         return load_sample(spec)
     from hobot_npu_infer.core.imaging.image_files import read_image

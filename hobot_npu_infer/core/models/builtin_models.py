@@ -80,7 +80,7 @@ CENTERFACE_OUTPUTS = {'537': ['B', 1, 'h', 'w'], '538': ['B', 2, 'h', 'w'],
 
 def dynamic_centerface(source: str) -> bytes:
     """
-    CenterFace with batch, height and width made dynamic.
+    Return CenterFace with batch, height and width made dynamic.
 
     The shipped file fixes its input to [10, 3, 32, 32] and lists its batch-norm initialisers as
     graph inputs; those are dropped from the inputs so the runtime may fold them as constants.
@@ -121,7 +121,7 @@ def builtin_names() -> List[str]:
 
 
 def resolve_model(name_or_path: str, cache_dir: Optional[str] = None) -> ResolvedModel:
-    """A built-in name or a file path to a model file on disk."""
+    """Resolve a built-in name or a file path to a model file on disk."""
     if name_or_path in BUILTIN_MODELS:
         profile = BUILTIN_MODELS[name_or_path]
         return ResolvedModel(profile.locate(cache_dir or default_cache_dir()), profile)

@@ -20,7 +20,11 @@ def load_labels(path: str) -> List[str]:
 
 def resolve_class_names(labels_file: Optional[str], class_names: Sequence[str],
                         default: Sequence[str] = ()) -> List[str]:
-    """A labels file wins over a name list, which wins over the model's own names."""
+    """
+    Resolve the class names to use.
+
+    A labels file wins over a name list, which wins over the model's own names.
+    """
     if labels_file:
         return load_labels(labels_file)
     return list(class_names) if class_names else list(default)

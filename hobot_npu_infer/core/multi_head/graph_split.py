@@ -86,7 +86,11 @@ class _Topology:
         self.graph_outputs = [v.name for v in graph.output]
 
     def ancestors(self, targets: Iterable[str], stop: Set[str]) -> Set[int]:
-        """Indices of the nodes needed to compute ``targets`` from the tensors in ``stop``."""
+        """
+        Return the indices of the nodes needed to compute ``targets``.
+
+        Computed from the tensors in ``stop``.
+        """
         found: Set[int] = set()
         pending = [name for name in targets if name not in stop]
         while pending:
@@ -152,8 +156,9 @@ def _checked_cuts(topo: _Topology, cut_tensors: List[str]) -> List[str]:
 def _check_separated(topo: _Topology, head: HeadSpec, nodes: Set[int], trunk: Set[int],
                      cuts: Set[str]) -> None:
     """
-    A head must not reach past the cut: it would recompute trunk work, or read a trunk tensor
-    the trunk does not output.
+    Check that a head does not reach past the cut.
+
+    If it did, it would recompute trunk work, or read a trunk tensor the trunk does not output.
     """
     shared = nodes & trunk
     if not shared:
@@ -165,7 +170,11 @@ def _check_separated(topo: _Topology, head: HeadSpec, nodes: Set[int], trunk: Se
 
 
 def _known_types(model: onnx.ModelProto) -> Dict[str, onnx.ValueInfoProto]:
-    """Declared and inferred types of every tensor; declared outputs keep their symbolic dims."""
+    """
+    Return the declared and inferred types of every tensor.
+
+    Declared outputs keep their symbolic dims.
+    """
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v for v in inferred.graph.value_info}
     types.update((v.name, v) for v in model.graph.input)

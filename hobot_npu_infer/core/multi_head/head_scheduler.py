@@ -24,8 +24,9 @@ _EPS = 1e-9
 @dataclass
 class HeadRate:
     """
-    How often one head runs: ``rate_hz`` or every ``every_n_frames``-th frame; both 0 is
-    every frame.
+    How often one head runs.
+
+    ``rate_hz`` or every ``every_n_frames``-th frame; both 0 is every frame.
     """
 
     name: str
@@ -51,7 +52,7 @@ def validate_head(head: HeadRate) -> None:
         raise ConfigError(f"head '{head.name}': every_n_frames must be an integer >= 0, got {n}")
     if rate and n:
         raise ConfigError(f"head '{head.name}': set rate_hz or every_n_frames, not both "
-                          f"(rate_hz={rate}, every_n_frames={n})")
+                          f'(rate_hz={rate}, every_n_frames={n})')
 
 
 class _Head:
@@ -140,7 +141,7 @@ class HeadScheduler:
 
     def due(self, frame_time: float) -> List[str]:
         """
-        The heads to run on the frame stamped ``frame_time`` (s), in declaration order.
+        Return the heads to run on the frame stamped ``frame_time`` (s), in declaration order.
 
         Run the trunk only when this is non-empty. A frame not newer than the last adds no
         credit; an older one also restarts the rate windows (a replayed or restarted stream).
@@ -158,8 +159,9 @@ class HeadScheduler:
     def set_rate(self, name: str, rate_hz: Optional[float] = None,
                  every_n_frames: Optional[int] = None) -> None:
         """
-        Run ``name`` at ``rate_hz``, or every ``every_n_frames``-th frame, or (neither) on
-        every frame, from the next frame on; its phase carries over.
+        Set how often ``name`` runs, from the next frame on; its phase carries over.
+
+        At ``rate_hz``, or every ``every_n_frames``-th frame, or (neither) on every frame.
         """
         with self._lock:
             head = self._head(name)

@@ -1,7 +1,9 @@
 """
-Each head at its own rate over a shared trunk: on every frame the due heads are found (one
-schedule per camera, on the frames' arrival times), the trunk runs only if one is due, and the
-due heads run on that same frame's features. Frames no head needs are not even pre-processed.
+Each head at its own rate over a shared trunk.
+
+On every frame the due heads are found (one schedule per camera, on the frames' arrival times),
+the trunk runs only if one is due, and the due heads run on that same frame's features. Frames
+no head needs are not even pre-processed.
 """
 
 from dataclasses import dataclass
@@ -51,9 +53,11 @@ class HeadOutput:
 @dataclass
 class HeadConfig:
     """
-    One head of a packed model: its outputs in a split file, or its own file, or a model of a
-    packed file (``model_name``; the file defaults to the pipeline's model); its decoder (none:
-    raw tensors) and its rate.
+    One head of a packed model: where it comes from, its decoder and its rate.
+
+    It is its outputs in a split file, or its own file, or a model of a packed file
+    (``model_name``; the file defaults to the pipeline's model); its decoder may be none (raw
+    tensors).
     """
 
     name: str
@@ -115,8 +119,10 @@ class MultiHeadPipeline:
                     cut_tensors: Optional[List[str]] = None,
                     trunk_file: str = '') -> 'MultiHeadPipeline':
         """
-        Heads split out of ``config.model`` (each names its outputs), or a pack of files
-        (each names its file or a model of a packed file, after an optional trunk file).
+        Build the pipeline from ``config`` and its ``heads``.
+
+        Heads split out of ``config.model`` (each names its outputs), or a pack of files (each
+        names its file or a model of a packed file, after an optional trunk file).
         """
         if not heads:
             raise ConfigError('a packed model needs at least one head')
@@ -174,7 +180,7 @@ class MultiHeadPipeline:
 
     def set_rate(self, name: str, rate_hz: Optional[float] = None,
                  every_n_frames: Optional[int] = None) -> None:
-        """A new rate for ``name`` on every camera, from the next frame on."""
+        """Set a new rate for ``name`` on every camera, from the next frame on."""
         with self._lock:
             schedulers = list(self.schedulers.values())
         for scheduler in schedulers or [HeadScheduler(list(self.head_rates.values()))]:
@@ -190,7 +196,7 @@ class MultiHeadPipeline:
         self.head_rates[name].enabled = enabled
 
     def plan(self, source: str, received: float) -> Optional[FramePlan]:
-        """The heads due on this frame of ``source``; None when no head is."""
+        """Return the heads due on this frame of ``source``; None when no head is."""
         due = self.scheduler(source).due(received)
         return frozenset(due) if due else None
 
@@ -204,7 +210,7 @@ class MultiHeadPipeline:
 
     def run_batch(self, plans: Sequence[FramePlan], images: Sequence[SourceImage],
                   batch: PreparedBatch, runtime: int = 0) -> BatchOutcome:
-        """The trunk once, then every head some frame of the batch is due for."""
+        """Run the trunk once, then every head some frame of the batch is due for."""
         start = time.perf_counter()
         features = self.packed.features(batch.tensor)
         inference_ms = (time.perf_counter() - start) * 1e3
@@ -236,7 +242,7 @@ class MultiHeadPipeline:
 
     def process(self, images: Sequence[np.ndarray], frame_time: float,
                 channel_orders: str = 'bgr', source: str = '') -> List[HeadOutput]:
-        """The heads due at ``frame_time`` on one frame (all ``images`` belong to it)."""
+        """Run the heads due at ``frame_time`` on one frame (all ``images`` belong to it)."""
         plan = self.plan(source, frame_time)
         if plan is None:
             return []

@@ -24,6 +24,7 @@ import numpy as np
 
 
 class _Loaded(list):
+
     def add(self, model: Model) -> Model:
         self.append(model)
         return model
@@ -32,8 +33,9 @@ class _Loaded(list):
 @contextmanager
 def closed_on_failure() -> Iterator[_Loaded]:
     """
-    Models added inside are closed again when a later step fails: an NPU runtime (or the
-    rknn simulator's process) holds each one until it is closed.
+    Close the models added inside again when a later step fails.
+
+    An NPU runtime (or the rknn simulator's process) holds each one until it is closed.
     """
     models = _Loaded()
     try:
@@ -53,13 +55,18 @@ class PackedHead:
 
 @dataclass
 class PackedModel:
-    input: TensorSpec  # the image input the trunk (or every head) reads
+    # The image input the trunk (or every head) reads.
+    input: TensorSpec  # noqa: A003 (public field other code and tests use)
     heads: Dict[str, PackedHead]
     trunk: Optional[Model] = None
     cut_tensors: List[str] = field(default_factory=list)
 
     def features(self, tensor: np.ndarray) -> Dict[str, np.ndarray]:
-        """What the heads read: the image tensor, and the trunk's outputs when there is one."""
+        """
+        Return what the heads read.
+
+        The image tensor, and the trunk's outputs when there is one.
+        """
         features = {self.input.name: tensor}
         if self.trunk is not None:
             outputs = self.trunk.run({self.input.name: tensor})
@@ -67,7 +74,7 @@ class PackedModel:
         return features
 
     def input_batch_size(self) -> Optional[int]:
-        """The compiled batch of the model reading the image; None when dynamic."""
+        """Return the compiled batch of the model reading the image; None when dynamic."""
         reader = self.trunk or next(iter(self.heads.values())).model
         return reader.batch.fixed_size
 
@@ -87,7 +94,11 @@ def _split_directory(path: str, heads: List[HeadSpec], cut_tensors: Optional[Lis
 def load_split(backend: Backend, path: str, heads: List[HeadSpec],
                cut_tensors: Optional[List[str]] = None,
                cache_dir: Optional[str] = None) -> PackedModel:
-    """(a): split ``path`` once (cached on disk beside the built-in models) and load the parts."""
+    """
+    Load source (a): split ``path`` once and load the parts.
+
+    The split is cached on disk beside the built-in models.
+    """
     import onnx
     directory = _split_directory(path, heads, cut_tensors, cache_dir)
     names = ['trunk'] + [h.name for h in heads]

@@ -1,1 +1,5 @@
-"""One image batch through a model: pre-processing, the detection pipeline and its contract, crops."""
+"""
+One image batch through a model.
+
+Pre-processing, the detection pipeline and its contract, crops.
+"""

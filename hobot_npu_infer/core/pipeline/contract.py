@@ -50,7 +50,11 @@ class Pipeline(Protocol):
     model_path: str  # the file a reload reads ('' when there is no single file)
 
     def plan(self, source: str, received: float) -> Optional[FramePlan]:
-        """What to run on a frame of ``source`` that arrived at ``received``; None skips it."""
+        """
+        Return what to run on a frame of ``source`` that arrived at ``received``.
+
+        None skips the frame.
+        """
 
     def prepare(self, images: Sequence[np.ndarray],
                 channel_orders: Sequence[str]) -> PreparedBatch:

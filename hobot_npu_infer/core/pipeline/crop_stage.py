@@ -1,7 +1,9 @@
 """
-A second model on the crops of the first model's detections: re-identification after
-detection, attribute classification. Crops of all images of a batch run together, in batches
-of the crop model's size, and each output is attached to the detection it came from.
+A second model on the crops of the first model's detections.
+
+Re-identification after detection, attribute classification. Crops of all images of a batch
+run together, in batches of the crop model's size, and each output is attached to the
+detection it came from.
 """
 
 from dataclasses import dataclass, field, replace
@@ -35,7 +37,7 @@ class CropConfig:
 
 
 def crop_box(image: np.ndarray, box: Tuple[float, ...], margin: float) -> Optional[np.ndarray]:
-    """The box grown by ``margin`` on each side and clipped to the image; None when empty."""
+    """Crop the box grown by ``margin`` on each side and clipped to the image; None when empty."""
     x1, y1, x2, y2 = box
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     h, w = image.shape[:2]
@@ -47,7 +49,7 @@ def crop_box(image: np.ndarray, box: Tuple[float, ...], margin: float) -> Option
 
 
 def _probabilities(vector: np.ndarray) -> np.ndarray:
-    """The output as probabilities: kept when it already is one, else a softmax of logits."""
+    """Return the output as probabilities: kept if it already is one, else a softmax of logits."""
     if np.all(vector >= 0) and abs(float(vector.sum()) - 1.0) < 1e-3:
         return vector
     exp = np.exp(vector - vector.max())
@@ -55,6 +57,7 @@ def _probabilities(vector: np.ndarray) -> np.ndarray:
 
 
 class CropStage:
+
     def __init__(self, runtimes: List[Model], config: CropConfig):
         config.validate()
         self.runtimes = runtimes
@@ -73,8 +76,9 @@ class CropStage:
     def attach(self, images: Sequence[Tuple[np.ndarray, str]],
                detections: List[List[Detection]], runtime: int = 0) -> List[List[Detection]]:
         """
-        ``detections`` with each one's crop output in ``attributes``; ``images`` are the
-        original images (array, channel order) the boxes refer to.
+        Return ``detections`` with each one's crop output in ``attributes``.
+
+        ``images`` are the original images (array, channel order) the boxes refer to.
         """
         crops, orders, owners = [], [], []
         for i, ((image, order), found) in enumerate(zip(images, detections)):

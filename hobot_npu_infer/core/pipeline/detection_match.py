@@ -12,7 +12,7 @@ import numpy as np
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), xyxy."""
+    """Compute the IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), xyxy."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.float64)
     a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None]

@@ -49,7 +49,7 @@ class PipelineConfig:
 
 
 def preprocess_config(config: PipelineConfig, profile: Optional[ModelProfile]) -> PreprocessConfig:
-    """The built-in model's pre-processing, overridden by the configuration's."""
+    """Return the built-in model's pre-processing, overridden by the configuration's."""
     preprocess = dict(profile.preprocess) if profile else {}
     preprocess.update(config.preprocess)
     if config.input_size is not None:
@@ -96,7 +96,7 @@ class DetectionPipeline:
         resolved: ResolvedModel = resolve_model(config.model, config.cache_dir)
         profile = resolved.profile
         if not 0 <= config.num_runtimes <= 64:
-            raise ConfigError(f'num_runtimes must be within 0..64 (0: the backend\'s choice), '
+            raise ConfigError(f"num_runtimes must be within 0..64 (0: the backend's choice), "
                               f'got {config.num_runtimes}')
         backend, backend_note = open_backend(
             config.backend, with_input_size(config.backend_options, config.input_size))
@@ -160,13 +160,17 @@ class DetectionPipeline:
     def second_stage(self, images: Sequence[SourceImage],
                      detections: List[List[Detection]], runtime: int = 0
                      ) -> List[List[Detection]]:
-        """The crop model's output attached to each detection, when one is configured."""
+        """Attach the crop model's output to each detection, when one is configured."""
         if self.crop_stage is None:
             return detections
         return self.crop_stage.attach(images, detections, runtime)
 
     def decode(self, outputs: List[np.ndarray], batch: PreparedBatch) -> List[List[Detection]]:
-        """Detections per real image of the batch (padding slots skipped), in original pixels."""
+        """
+        Decode detections per real image of the batch, in original pixels.
+
+        Padding slots are skipped.
+        """
         if not outputs or outputs[0].shape[0] < len(batch.transforms):
             raise OutputLayoutError(f'model {self.model.name} returned outputs for fewer images '
                                     f'than the batch of {len(batch.transforms)}')
@@ -182,7 +186,7 @@ class DetectionPipeline:
     def detect(self, images: Sequence[np.ndarray],
                channel_orders: Union[str, Sequence[str]] = 'bgr'
                ) -> Tuple[List[ImageResult], Dict[str, float]]:
-        """Detections per image and the time of each stage in ms, summed over the runs."""
+        """Return detections per image and the time of each stage in ms, summed over the runs."""
         orders = [channel_orders] * len(images) if isinstance(channel_orders, str) \
             else list(channel_orders)
         step = self.max_batch or len(images)
@@ -207,6 +211,7 @@ class DetectionPipeline:
 
 
 def to_source(raw: RawDetections, transform) -> RawDetections:
-    """Detections in model-input pixels mapped back into the original image."""
+    """Map detections in model-input pixels back into the original image."""
     return RawDetections(transform.boxes_to_source(raw.boxes), raw.scores, raw.class_ids,
-                         None if raw.keypoints is None else transform.points_to_source(raw.keypoints))
+                         None if raw.keypoints is None
+                         else transform.points_to_source(raw.keypoints))

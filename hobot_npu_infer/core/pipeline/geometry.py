@@ -28,7 +28,11 @@ class ImageTransform:
         return out
 
     def points_to_source(self, points: np.ndarray) -> np.ndarray:
-        """Map (..., 2) x y points back to the original image (not clipped: landmarks may be out)."""
+        """
+        Map (..., 2) x y points back to the original image.
+
+        Not clipped: landmarks may be out.
+        """
         out = np.empty_like(points, dtype=np.float32)
         out[..., 0] = (points[..., 0] - self.pad_x) / self.scale_x
         out[..., 1] = (points[..., 1] - self.pad_y) / self.scale_y

@@ -51,7 +51,8 @@ class PreprocessConfig:
         if self.size_multiple < 1:
             raise ConfigError(f'size_multiple must be >= 1, got {self.size_multiple}')
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
-            raise ConfigError(f'input_size must be two positive integers W,H, got {self.input_size}')
+            raise ConfigError(
+                f'input_size must be two positive integers W,H, got {self.input_size}')
         if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
             raise ConfigError('mean and std need three values each and std must not be zero')
         if not 0 <= self.pad_value <= 255:
@@ -141,8 +142,9 @@ class Preprocessor:
                 channel_orders: Union[str, Sequence[str]] = 'bgr',
                 batch_size: Optional[int] = None) -> PreparedBatch:
         """
-        Prepare ``images`` (HxWxC uint8, or (H*3/2)xW in order 'nv12') as one batch, padded
-        with zero slots to ``batch_size``.
+        Prepare ``images`` as one batch, padded with zero slots to ``batch_size``.
+
+        The images are HxWxC uint8, or (H*3/2)xW in order 'nv12'.
         """
         if not images:
             raise ImageError('no images to prepare')

@@ -1,6 +1,8 @@
 """
-The newest frame of each source, and nothing older: a frame replaced before it was taken is
-dropped and counted, so a slow model never builds a backlog.
+The newest frame of each source, and nothing older.
+
+A frame replaced before it was taken is dropped and counted, so a slow model never builds a
+backlog.
 """
 
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ class FrameBatcher:
 
     def __init__(self, sources: List[str]):
         self._order = list(sources)
-        self._slots: Dict[str, Optional[Frame]] = {s: None for s in sources}
+        self._slots: Dict[str, Optional[Frame]] = dict.fromkeys(sources)
         self._count = 0
         self._next = 0
         self._cond = threading.Condition()
@@ -45,7 +47,7 @@ class FrameBatcher:
             return replaced
 
     def take_source(self, source: str) -> Optional[Frame]:
-        """The pending frame of ``source``, if one arrived, removing it from its slot."""
+        """Take the pending frame of ``source``, if one arrived, removing it from its slot."""
         with self._cond:
             frame, self._slots[source] = self._slots[source], None
             if frame is not None:
@@ -59,8 +61,10 @@ class FrameBatcher:
     def take(self, max_frames: int = 1, timeout: Optional[float] = None,
              max_delay_s: float = 0.0) -> List[Frame]:
         """
-        Up to ``max_frames`` frames of distinct sources, waiting until one is there, then up
-        to ``max_delay_s`` after the oldest one's arrival for the batch to fill.
+        Take up to ``max_frames`` frames of distinct sources.
+
+        Waits until one is there, then up to ``max_delay_s`` after the oldest one's arrival for
+        the batch to fill.
 
         Returns an empty list on timeout or once closed.
         """

@@ -1,6 +1,8 @@
 """
-When to reload a failing model: after a few failures in a row, then again with a doubling
-delay while it keeps failing, so a broken backend is retried without being hammered.
+When to reload a failing model.
+
+After a few failures in a row, then again with a doubling delay while it keeps failing, so a
+broken backend is retried without being hammered.
 """
 
 import threading

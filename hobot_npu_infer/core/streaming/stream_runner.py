@@ -189,8 +189,9 @@ class StreamRunner:
 
     def _freshen(self, item: _Prepared, newer: List[Optional[Frame]]) -> Optional[_Prepared]:
         """
-        Swap each frame whose source sent a newer one while it waited; the old one is dropped
-        and the newer one runs what was planned for it.
+        Swap each frame whose source sent a newer one while it waited.
+
+        The old one is dropped and the newer one runs what was planned for it.
         """
         if all(frame is None for frame in newer):
             return item

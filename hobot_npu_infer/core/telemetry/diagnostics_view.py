@@ -45,7 +45,7 @@ Number = Optional[Union[int, float]]
 
 def level_number(level: Any) -> int:
     """
-    A status level as a number, from a number or the one byte diagnostic_msgs carries.
+    Return a status level as a number, from a number or the one byte diagnostic_msgs carries.
 
     An empty or malformed level is -1 (shown UNKNOWN).
     """
@@ -69,6 +69,7 @@ def _values_dict(values: Any) -> Dict[str, str]:
 @dataclass
 class StatusEntry:
     """One diagnostic status as plain data."""
+
     name: str
     level: int
     message: str = ''
@@ -77,6 +78,8 @@ class StatusEntry:
     @classmethod
     def of(cls, status: Any) -> 'StatusEntry':
         """
+        Build a StatusEntry from any of the forms a status comes in.
+
         From a StatusEntry, a ``(name, level, message, values)`` tuple or anything with those
         attributes (a StatusReport, a diagnostic_msgs/DiagnosticStatus); ``values`` may be a
         dict, (key, value) pairs or KeyValue messages.
@@ -92,7 +95,7 @@ class StatusEntry:
 
 
 def entries_of(array: Any) -> List[StatusEntry]:
-    """The statuses of a diagnostic_msgs/DiagnosticArray (or anything with ``status``)."""
+    """Return the statuses of a diagnostic_msgs/DiagnosticArray (or anything with ``status``)."""
     return [StatusEntry.of(s) for s in array.status]
 
 
@@ -104,13 +107,17 @@ def level_name(level: int) -> str:
 
 
 def grouped(values: Dict[str, str], prefix: str, integer: bool = False) -> Dict[str, Number]:
-    """The numbers of the keys ``<prefix><name>``, by name (per-cause counts, per-core load)."""
+    """
+    Return the numbers of the keys ``<prefix><name>``, by name.
+
+    Such as per-cause counts or per-core load.
+    """
     return {key[len(prefix):]: parse_number(text, integer)
             for key, text in sorted(values.items()) if key.startswith(prefix)}
 
 
 def parse_number(text: Optional[str], integer: bool = False) -> Number:
-    """A finite number from a value string, or None when it is missing or malformed."""
+    """Parse a finite number from a value string, or None when it is missing or malformed."""
     if text is None:
         return None
     try:
@@ -138,7 +145,11 @@ class _JsonRow:
     """What every row shares: it is shown as JSON."""
 
     def to_json(self) -> Dict[str, Any]:
-        """The row as plain JSON data (nested dicts copied), its age rounded to milliseconds."""
+        """
+        Return the row as plain JSON data (nested dicts copied).
+
+        Its age is rounded to milliseconds.
+        """
         data = asdict(self)
         data['age_s'] = round(self.age_s, 3)
         return data
@@ -168,8 +179,9 @@ class _Row(_JsonRow):
 @dataclass
 class InputRow(_Row):
     """One input topic of a node: its rates, frame counts and latency per stage."""
+
     node: str
-    input: str
+    input: str  # noqa: A003 (public field: the topic, read by benchmarks and tests)
     level: str
     message: str
     input_rate_hz: Number
@@ -185,20 +197,21 @@ class InputRow(_Row):
 
     @staticmethod
     def _fields(parsed: StatusName, v: Dict[str, str]) -> Dict[str, Any]:
-        return dict(input=parsed.subject,
-                    input_rate_hz=parse_number(v.get('input_rate_hz')),
-                    output_rate_hz=parse_number(v.get('output_rate_hz')),
-                    frames_in=parse_number(v.get('frames_in'), True),
-                    frames_out=parse_number(v.get('frames_out'), True),
-                    dropped_stale=parse_number(v.get('dropped_stale'), True),
-                    conversion_errors=parse_number(v.get('conversion_errors'), True),
-                    conversion_errors_by_cause=grouped(v, 'conversion_errors.', integer=True),
-                    latency_ms={s: latency_of(v, s) for s in STAGES})
+        return {'input': parsed.subject,
+                'input_rate_hz': parse_number(v.get('input_rate_hz')),
+                'output_rate_hz': parse_number(v.get('output_rate_hz')),
+                'frames_in': parse_number(v.get('frames_in'), True),
+                'frames_out': parse_number(v.get('frames_out'), True),
+                'dropped_stale': parse_number(v.get('dropped_stale'), True),
+                'conversion_errors': parse_number(v.get('conversion_errors'), True),
+                'conversion_errors_by_cause': grouped(v, 'conversion_errors.', integer=True),
+                'latency_ms': {s: latency_of(v, s) for s in STAGES}}
 
 
 @dataclass
 class ModelRow(_Row):
     """The model a node runs: its runs, errors, batching and inference latency."""
+
     node: str
     model: str
     level: str
@@ -219,25 +232,26 @@ class ModelRow(_Row):
 
     @staticmethod
     def _fields(parsed: StatusName, v: Dict[str, str]) -> Dict[str, Any]:
-        return dict(model=v.get('model') or parsed.subject,
-                    runs=parse_number(v.get('runs'), True),
-                    backend_errors=parse_number(v.get('backend_errors'), True),
-                    backend=v.get('backend'), batch=v.get('batch'),
-                    batch_size_mean=parse_number(v.get('batch_size.mean')),
-                    batch_fill_ratio=parse_number(v.get('batch_fill_ratio')),
-                    padding_slots=parse_number(v.get('padding_slots'), True),
-                    runtime_busy_fraction=parse_number(v.get('runtime_busy_fraction')),
-                    npu_load=grouped(v, 'npu_load.'),
-                    last_error=v.get('last_error', ''),
-                    latency_ms={'inference': latency_of(v, 'inference')})
+        return {'model': v.get('model') or parsed.subject,
+                'runs': parse_number(v.get('runs'), True),
+                'backend_errors': parse_number(v.get('backend_errors'), True),
+                'backend': v.get('backend'), 'batch': v.get('batch'),
+                'batch_size_mean': parse_number(v.get('batch_size.mean')),
+                'batch_fill_ratio': parse_number(v.get('batch_fill_ratio')),
+                'padding_slots': parse_number(v.get('padding_slots'), True),
+                'runtime_busy_fraction': parse_number(v.get('runtime_busy_fraction')),
+                'npu_load': grouped(v, 'npu_load.'),
+                'last_error': v.get('last_error', ''),
+                'latency_ms': {'inference': latency_of(v, 'inference')}}
 
 
 @dataclass
 class HeadRow(_Row):
     """One head of a packed model on one input: its rates, runs and latencies."""
+
     node: str
     head: str
-    input: str
+    input: str  # noqa: A003 (public field: the topic, read by benchmarks and tests)
     level: str
     message: str
     enabled: Optional[bool]
@@ -251,18 +265,19 @@ class HeadRow(_Row):
 
     @staticmethod
     def _fields(parsed: StatusName, v: Dict[str, str]) -> Dict[str, Any]:
-        return dict(head=parsed.head or '', input=parsed.subject,
-                    enabled=parse_flag(v.get('enabled')),
-                    target_hz=parse_number(v.get('target_hz')),
-                    achieved_hz=parse_number(v.get('achieved_hz')),
-                    runs=parse_number(v.get('runs'), True),
-                    skipped_frames=parse_number(v.get('skipped_frames'), True),
-                    latency_ms={s: latency_of(v, s) for s in HEAD_STAGES})
+        return {'head': parsed.head or '', 'input': parsed.subject,
+                'enabled': parse_flag(v.get('enabled')),
+                'target_hz': parse_number(v.get('target_hz')),
+                'achieved_hz': parse_number(v.get('achieved_hz')),
+                'runs': parse_number(v.get('runs'), True),
+                'skipped_frames': parse_number(v.get('skipped_frames'), True),
+                'latency_ms': {s: latency_of(v, s) for s in HEAD_STAGES}}
 
 
 @dataclass
 class OtherRow(_JsonRow):
     """A status infer_node did not write (with --all): its name, level, message and values."""
+
     name: str
     level: str
     message: str
@@ -311,8 +326,9 @@ class DiagnosticsSnapshot:
 
     def update(self, statuses: Iterable[Any], now: Optional[float] = None) -> int:
         """
-        Record statuses (later ones replace earlier ones of the same name); returns how many
-        were kept.
+        Record statuses (later ones replace earlier ones of the same name).
+
+        Returns how many were kept.
         """
         now = self._clock() if now is None else now
         kept = 0
@@ -332,7 +348,7 @@ class DiagnosticsSnapshot:
             return sorted(self._latest)
 
     def has_input(self) -> bool:
-        """True once a status of an infer_node input has arrived."""
+        """Return True once a status of an infer_node input has arrived."""
         parsed = (parse_status_name(n) for n in self.names())
         return any(p is not None and p.kind == INPUT for p in parsed)
 
@@ -353,8 +369,9 @@ class DiagnosticsSnapshot:
 
     def rows(self, now: Optional[float] = None) -> List[Row]:
         """
-        Input rows, then model rows, then head rows, then (with include_all) other statuses;
-        each group in order of node, then topic or model (or name), then head.
+        Return input rows, then model rows, then head rows, then (with include_all) others.
+
+        Each group is in order of node, then topic or model (or name), then head.
         """
         now = self._clock() if now is None else now
         with self._lock:
@@ -373,7 +390,7 @@ class DiagnosticsSnapshot:
         return [row for rows in groups.values() for row in rows] + others
 
     def input_rows(self, now: Optional[float] = None) -> Dict[str, InputRow]:
-        """The input rows by topic, as a benchmark reads the one node it runs."""
+        """Return the input rows by topic, as a benchmark reads the one node it runs."""
         return {r.input: r for r in self.rows(now) if isinstance(r, InputRow)}
 
     def to_json(self, now: Optional[float] = None) -> Dict[str, Any]:
@@ -387,10 +404,11 @@ class DiagnosticsSnapshot:
 
 def snapshot_of(arrays: Iterable[Any], **options) -> DiagnosticsSnapshot:
     """
-    The latest status of each name in diagnostic_msgs/DiagnosticArray messages, oldest first.
+    Return the latest status of each name in ``arrays``, oldest first.
 
-    ``options`` are DiagnosticsSnapshot's; this is how the demo and the benchmarks read what a
-    node published on /diagnostics.
+    ``arrays`` are diagnostic_msgs/DiagnosticArray messages. ``options`` are
+    DiagnosticsSnapshot's; this is how the demo and the benchmarks read what a node published
+    on /diagnostics.
     """
     snapshot = DiagnosticsSnapshot(**options)
     for array in arrays:
@@ -426,6 +444,8 @@ def _fmt_flag(value: Optional[bool]) -> str:
 
 def _pair(latency: Dict[str, Number]) -> str:
     return f'{_fmt_ms(latency.get("p50"))}/{_fmt_ms(latency.get("p99"))}'
+
+
 def truncate_left(text: str, width: int) -> str:
     """Keep the end of a topic name, where its distinctive part usually is."""
     if len(text) <= width:
@@ -510,10 +530,8 @@ def _stages_that_fit(base: List[_Column], stage_columns: Dict[str, _Column],
     return shown
 
 
-
-
 def _subject_column(header: str, cells: List[str]) -> _Column:
-    """A topic or model column: it shrinks to fit, keeping the end of each name."""
+    """Make a topic or model column: it shrinks to fit, keeping the end of each name."""
     return _Column(header, cells, left=True, elastic=True, min_width=MIN_TOPIC_WIDTH)
 
 
@@ -528,8 +546,9 @@ def _lead_columns(rows: Sequence[Any], several_nodes: bool, *subjects: _Column) 
 
 def _fitted(columns: List[_Column], optional: Sequence[str], width: int) -> List[_Column]:
     """
-    ``columns`` less those of the ``optional`` headers (least useful first) that do not
-    fit in ``width``.
+    Return ``columns`` less those of the ``optional`` headers that do not fit in ``width``.
+
+    ``optional`` lists its headers least useful first.
     """
     for header in optional:
         if _fits(columns, width):
@@ -539,7 +558,7 @@ def _fitted(columns: List[_Column], optional: Sequence[str], width: int) -> List
 
 
 def _render_rows(columns: List[_Column], rows: Sequence[Any], width: int) -> List[str]:
-    """The header and a line per row; a row that is not OK is followed by its message."""
+    """Render the header and a line per row; a row that is not OK is followed by its message."""
     messages = [r.message if r.level != 'OK' else '' for r in rows]
     return _render_columns(columns, _layout(columns, width), messages, width)
 
@@ -616,10 +635,12 @@ def _other_lines(others: List[OtherRow], width: int) -> List[str]:
 def render_table(snapshot: DiagnosticsSnapshot, width: int = 120,
                  now: Optional[float] = None) -> str:
     """
-    A fixed-width table: one line per input, then one per model, then one per head of a
-    packed model on an input (and, with include_all, one per other status); a non-OK row is
-    followed by its message. Latencies are p50/p99 in ms; stage columns that do not fit in
-    ``width`` are left out (said below the table).
+    Render ``snapshot`` as a fixed-width table.
+
+    One line per input, then one per model, then one per head of a packed model on an input
+    (and, with include_all, one per other status); a non-OK row is followed by its message.
+    Latencies are p50/p99 in ms; stage columns that do not fit in ``width`` are left out (said
+    below the table).
     """
     width = max(MIN_WIDTH, int(width))
     rows = snapshot.rows(now)

@@ -26,6 +26,7 @@ SUMMARY_FIELDS = ('count', 'mean', 'p50', 'p90', 'p99', 'max')
 
 class Level(IntEnum):
     """diagnostic_msgs/DiagnosticStatus levels."""
+
     OK = 0
     WARN = 1
     ERROR = 2
@@ -58,7 +59,7 @@ def _fmt(value: float) -> str:
 
 def summary_values(stage: str, summary: LatencySummary) -> Dict[str, str]:
     """
-    A stage's latency summary as status values, one key per statistic (see stage_key).
+    Return a stage's latency summary as status values, one key per statistic (see stage_key).
 
     Every status that reports a latency writes it this way, so diag_monitor reads it back alike.
     """
@@ -103,7 +104,7 @@ class SourceStats:
             self.conversion_errors[cause] += 1
 
     def on_qos_incompatible(self, policy: str, total: int) -> None:
-        """A publisher on this input offers a QoS our subscription cannot match."""
+        """Record that a publisher on this input offers a QoS our subscription cannot match."""
         with self._lock:
             self.qos_incompatible = policy
             self.qos_incompatible_count = total

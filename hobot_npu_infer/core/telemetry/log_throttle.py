@@ -6,6 +6,7 @@ from typing import Dict, Hashable, Optional, Tuple
 
 
 class LogThrottle:
+
     def __init__(self, period_s: float = 30.0, clock=time.monotonic):
         self.period_s = period_s
         self._clock = clock

@@ -18,7 +18,7 @@ class LatencySummary:
     p50: float
     p90: float
     p99: float
-    max: float
+    max: float  # noqa: A003 (public field, also a key of as_dict())
 
     def as_dict(self) -> Dict[str, float]:
         return asdict(self)

@@ -28,23 +28,23 @@ class StatusName:
 
 
 def input_status(node: str, topic: str) -> str:
-    """The name of the status of one input topic of ``node``."""
+    """Return the name of the status of one input topic of ``node``."""
     return f'{node}: {INPUT} {topic}'
 
 
 def model_status(node: str, model: str) -> str:
-    """The name of the status of the model ``node`` runs."""
+    """Return the name of the status of the model ``node`` runs."""
     return f'{node}: {MODEL} {model}'
 
 
 def head_status(node: str, head: str, topic: str) -> str:
-    """The name of the status of one head of a packed model on one input topic."""
+    """Return the name of the status of one head of a packed model on one input topic."""
     return f'{node}: {HEAD} {head}{ON}{topic}'
 
 
 def parse_status_name(name: str) -> Optional[StatusName]:
     """
-    What a name built by this module says; None for any other name.
+    Parse what a name built by this module says; None for any other name.
 
     The node is what comes before the first ``': '``; a model name may hold anything after
     ``model ``, while head names and topics hold no spaces (they are parts of topic names).

@@ -45,8 +45,10 @@ DEFAULT_SIMULATOR_SIZE = (640, 640)
 
 def core_masks(spec: str, soc: str, runtimes: int) -> List[int]:
     """
-    The core mask of each runtime: 'auto' pins runtime i to core i (mod the core count) on
-    multi-core chips; a name, or a comma list with one name per runtime, is used as given.
+    Return the core mask of each runtime.
+
+    'auto' pins runtime i to core i (mod the core count) on multi-core chips; a name, or a comma
+    list with one name per runtime, is used as given.
     """
     cores = ROCKCHIP_NPU_CORES[soc]
     names = [n.strip() for n in (spec or 'auto').split(',')]
@@ -206,8 +208,10 @@ class RknnBackend(Backend):
 
     def _board_inputs(self, path: str) -> List[TensorSpec]:
         """
-        The inputs as the file's table gives them, batch as built: an image NHWC uint8 (H
-        and W from the file, or input_size), a trunk's features (a head's input) float32.
+        Return the inputs as the file's table gives them, batch as built.
+
+        An image is NHWC uint8 (H and W from the file, or input_size), a trunk's features (a
+        head's input) float32.
         """
         tensors = read_rknn_tensors(path, outputs=False)
         batch = self.batch_size or int(read_build_record(path).get('rknn_batch_size', 1))
@@ -231,8 +235,10 @@ class RknnBackend(Backend):
 
     def convert(self, path: str, rknn_path: str) -> Model:
         """
-        Build ``path`` (.onnx) for the target, write the .rknn file a board runs, and keep the
-        built model running in the simulator (to check it before copying it to the board).
+        Build ``path`` (.onnx) for the target and write the .rknn file a board runs.
+
+        The built model is kept running in the simulator (to check it before copying it to the
+        board).
         """
         require_file(path)
         model = self._load_in_simulator(path, os.path.abspath(rknn_path))
@@ -293,8 +299,9 @@ class RknnBackend(Backend):
 
     def _calibration_list(self, size: Tuple[int, int], directory: str) -> str:
         """
-        Calibration images through the same letterbox as inference, as .npy files listed in
-        the text file rknn.build reads.
+        Write the calibration images as .npy files listed in the text file rknn.build reads.
+
+        They go through the same letterbox as inference.
         """
         from hobot_npu_infer.core.imaging.image_files import read_image
         from hobot_npu_infer.core.imaging.image_sequences import list_images
@@ -325,4 +332,3 @@ class RknnBackend(Backend):
 
 def _stem(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
-

@@ -36,7 +36,7 @@ class RknnTensor:
 
 
 def _literal_at(data, start: int) -> str:
-    """The balanced {...} literal starting at ``start`` (strings hold no braces here)."""
+    """Return the balanced {...} literal at ``start`` (strings hold no braces here)."""
     depth = 0
     for end in range(start, min(len(data), start + (1 << 22))):
         char = data[end]
@@ -48,9 +48,14 @@ def _literal_at(data, start: int) -> str:
 
 
 def read_rknn_tensors(path: str, outputs: bool) -> List[RknnTensor]:
-    """The file's inputs (or outputs) in index order; empty when the table is absent or garbled."""
+    """
+    Return the file's inputs (or outputs) in index order.
+
+    Empty when the table is absent or garbled.
+    """
     try:
-        with open(path, 'rb') as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with open(path, 'rb') as file, mmap.mmap(file.fileno(), 0,
+                                                 access=mmap.ACCESS_READ) as data:
             start = data.find(_MARKER)
             if start < 0:
                 return []
@@ -74,7 +79,11 @@ def write_build_record(path: str, record: Dict[str, object]) -> None:
 
 
 def read_build_record(path: str) -> Dict[str, object]:
-    """The record rknn_convert wrote beside ``path``; empty when there is none or it is garbled."""
+    """
+    Return the record rknn_convert wrote beside ``path``.
+
+    Empty when there is none or it is garbled.
+    """
     try:
         with open(_record_path(path)) as file:
             record = json.load(file)

@@ -1,6 +1,8 @@
 """
-Where the rknn-toolkit2 simulator runs: in this process when the toolkit imports here, else in
-the toolkit's own Python (``make rknn-sim`` makes ``.venv-rknn``) behind a pipe.
+Where the rknn-toolkit2 simulator runs.
+
+In this process when the toolkit imports here, else in the toolkit's own Python
+(``make rknn-sim`` makes ``.venv-rknn``) behind a pipe.
 """
 
 import importlib.util
@@ -19,8 +21,9 @@ PYTHON_ENV = 'HOBOT_NPU_INFER_RKNN_PYTHON'
 
 class SimulatorProcess:
     """
-    A worker process running :func:`rknn_simulator_worker.serve`, one model per process;
-    one request at a time (its RknnModel serialises the runs).
+    A worker process running :func:`rknn_simulator_worker.serve`, one model per process.
+
+    One request at a time (its RknnModel serialises the runs).
     """
 
     def __init__(self, python: str):
@@ -69,7 +72,7 @@ class SimulatorProcess:
         self._log.close()
 
     def _log_tail(self) -> str:
-        """The simulator's last log line, the one that usually says what went wrong."""
+        """Return the simulator's last log line, the one that usually says what went wrong."""
         self._log.seek(0)
         lines = [ln.strip() for ln in self._log.read().decode(errors='replace').splitlines()
                  if ln.strip()]
@@ -82,7 +85,11 @@ def toolkit_in_process() -> bool:
 
 
 def open_simulator(python: str = '') -> Union[SimulatorProcess, worker.SimulatorSession]:
-    """The toolkit's Python from the option or $HOBOT_NPU_INFER_RKNN_PYTHON; else in-process."""
+    """
+    Open a simulator session.
+
+    In the toolkit's Python from the option or $HOBOT_NPU_INFER_RKNN_PYTHON; else in-process.
+    """
     python = python or os.environ.get(PYTHON_ENV, '')
     if python:
         return SimulatorProcess(python)

@@ -55,10 +55,11 @@ def receive_message(stream: BinaryIO) -> Tuple[Dict, List[np.ndarray]]:
 def _fixed_onnx(path: str, size: Tuple[int, int], known: Dict[str, List[int]],
                 directory: str) -> Tuple[str, Dict[str, List[int]], List[str]]:
     """
-    The model with every dynamic input dimension fixed (the simulator builds static graphs):
-    an input named in ``known`` (a trunk's output, read by a head) to that shape, any other to
-    batch 1 and an image's height and width to ``size``; outputs are left for the toolkit to
-    infer. Returns the path it wrote, the fixed input shapes (batch 1: the toolkit's
+    Fix every dynamic input dimension of the model (the simulator builds static graphs).
+
+    An input named in ``known`` (a trunk's output, read by a head) is fixed to that shape, any
+    other to batch 1 and an image's height and width to ``size``; outputs are left for the
+    toolkit to infer. Returns the path it wrote, the fixed input shapes (batch 1: the toolkit's
     rknn_batch_size multiplies it) and the output names.
     """
     import onnx
@@ -92,8 +93,10 @@ def _fixed_onnx(path: str, size: Tuple[int, int], known: Dict[str, List[int]],
 
 def is_image(shape: Sequence[int]) -> bool:
     """
-    A 3-channel NCHW input is an image, fed NHWC uint8 with mean/std folded in; any other
-    input (a trunk's features, read by a head) is fed as it is, float32 NCHW.
+    Tell whether an input is an image: a 3-channel NCHW one is.
+
+    An image is fed NHWC uint8 with mean/std folded in; any other input (a trunk's features,
+    read by a head) is fed as it is, float32 NCHW.
     """
     return len(shape) == 4 and shape[1] == 3
 
