@@ -5,11 +5,8 @@ ros2 launch hobot_npu_infer infer.launch.py [namespace:=robot1] [image_topic:=/c
     [config:=/path/to/params.yaml] [use_test_camera:=false]
 """
 
-from hobot_npu_infer.ros.launch_arguments import (
-    camera_remappings,
-    single_camera_arguments,
-    use_test_camera_argument,
-)
+from hobot_npu_infer.ros.launch_arguments import (camera_remappings, single_camera_arguments,
+                                                  use_test_camera_argument)
 from launch import LaunchDescription
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration

@@ -10,11 +10,8 @@ the first time it is inactive; with autostart:=false it waits unconfigured for
 ``ros2 lifecycle set /infer_node configure`` (or a lifecycle manager).
 """
 
-from hobot_npu_infer.ros.launch_arguments import (
-    camera_remappings,
-    single_camera_arguments,
-    use_test_camera_argument,
-)
+from hobot_npu_infer.ros.launch_arguments import (camera_remappings, single_camera_arguments,
+                                                  use_test_camera_argument)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.conditions import IfCondition

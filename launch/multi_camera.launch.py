@@ -5,11 +5,8 @@ ros2 launch hobot_npu_infer multi_camera.launch.py [use_test_camera:=false] [nam
     [config:=/path/to/params.yaml]
 """
 
-from hobot_npu_infer.ros.launch_arguments import (
-    config_argument,
-    namespace_argument,
-    use_test_camera_argument,
-)
+from hobot_npu_infer.ros.launch_arguments import (config_argument, namespace_argument,
+                                                  use_test_camera_argument)
 from launch import LaunchDescription
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration

@@ -8,9 +8,9 @@ RosProcess and Listener), with the loopback DDS environment set for this test pr
 from contextlib import contextmanager
 
 from diagnostic_msgs.msg import DiagnosticArray
-from hobot_npu_infer.bench.listener import Listener
-from hobot_npu_infer.bench.processes import ros_value, RosProcess
-from hobot_npu_infer.bench.ros_env import child_environment, loopback_environment
+from hobot_npu_infer.harness.listener import Listener
+from hobot_npu_infer.harness.processes import ros_value, RosProcess
+from hobot_npu_infer.harness.ros_env import child_environment, loopback_environment
 from hobot_npu_infer.tools.lifecycle_ctl import LifecycleClient
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter

@@ -1,1 +1,1 @@
-"""Benchmarks, and the harness that runs the package's executables for them (and for the demo)."""
+"""The benchmarks: batch sizes, node against raw backend, heads at their rates, overload soak."""

@@ -26,9 +26,9 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.imaging.geometry import parse_size
 from hobot_npu_infer.core.imaging.sample_images import load_image_or_sample
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
-from hobot_npu_infer.core.pipeline.geometry import parse_size
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
 from hobot_npu_infer.tools.cli import add_model_arguments, pipeline_config, run, write_json
 

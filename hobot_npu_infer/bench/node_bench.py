@@ -45,7 +45,7 @@ class CameraPhase:
     """image_source streaming at ``rate`` for the duration of a ``with`` block."""
 
     def __init__(self, topic: str, image: str, size: str, rate: float, log: str):
-        from hobot_npu_infer.bench.processes import RosProcess
+        from hobot_npu_infer.harness.processes import RosProcess
         self.camera = RosProcess('image_source', {'images': [image], 'topics': [topic],
                                                   'rate_hz': rate, 'size': size}, log_path=log)
 
@@ -75,12 +75,12 @@ def stage_p50s(arrays, topic: str) -> Dict[str, float]:
 
 
 def node_benchmark(args, pipeline: DetectionPipeline) -> Dict[str, Dict[str, float]]:
-    from hobot_npu_infer.bench.ros_env import loopback_environment
+    from hobot_npu_infer.harness.ros_env import loopback_environment
     loopback_environment()
     import cv2
     from diagnostic_msgs.msg import DiagnosticArray
-    from hobot_npu_infer.bench.listener import Listener
-    from hobot_npu_infer.bench.processes import RosProcess
+    from hobot_npu_infer.harness.listener import Listener
+    from hobot_npu_infer.harness.processes import RosProcess
     from hobot_npu_infer.ros import detection_msgs
 
     w, h = args.input_size
@@ -144,11 +144,11 @@ def multi_source_benchmark(args) -> Dict[str, object]:
     rounds; throughput counts detection messages of all cameras, latency is arrival minus the
     camera's stamp.
     """
-    from hobot_npu_infer.bench.ros_env import loopback_environment
+    from hobot_npu_infer.harness.ros_env import loopback_environment
     loopback_environment()
-    from hobot_npu_infer.bench.listener import Listener
-    from hobot_npu_infer.bench.processes import RosProcess
     from hobot_npu_infer.core.imaging.sample_images import SAMPLE_NAMES
+    from hobot_npu_infer.harness.listener import Listener
+    from hobot_npu_infer.harness.processes import RosProcess
     from hobot_npu_infer.ros import detection_msgs
 
     w, h = args.input_size

@@ -27,14 +27,14 @@ def dropped(arrays, topics: List[str]) -> int:
 
 
 def soak(args) -> Dict[str, object]:
-    from hobot_npu_infer.bench.ros_env import loopback_environment
+    from hobot_npu_infer.harness.ros_env import loopback_environment
     loopback_environment()
     import cv2
     from diagnostic_msgs.msg import DiagnosticArray
-    from hobot_npu_infer.bench.listener import Listener
-    from hobot_npu_infer.bench.processes import RosProcess
     from hobot_npu_infer.core.imaging.sample_images import load_sample, SAMPLE_NAMES
     from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+    from hobot_npu_infer.harness.listener import Listener
+    from hobot_npu_infer.harness.processes import RosProcess
     from hobot_npu_infer.ros import detection_msgs
 
     size = (320, 256)

@@ -8,8 +8,8 @@ message is stamped when published and carries its topic's frame_id.
 
 from typing import List
 
+from hobot_npu_infer.core.imaging.geometry import parse_size
 from hobot_npu_infer.core.imaging.image_sequences import frames
-from hobot_npu_infer.core.pipeline.geometry import parse_size
 from hobot_npu_infer.ros.image_conversion import (
     array_to_compressed_msg,
     array_to_image_msg,

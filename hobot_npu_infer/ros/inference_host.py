@@ -25,13 +25,13 @@ from hobot_npu_infer.core.backends.selection import AUTO, parse_options
 from hobot_npu_infer.core.backends.tensors import NV12
 from hobot_npu_infer.core.errors import BackendError, InferError, one_line
 from hobot_npu_infer.core.imaging.annotate import draw_detections
+from hobot_npu_infer.core.imaging.geometry import parse_size
 from hobot_npu_infer.core.imaging.nv12 import nv12_to_bgr, pixel_size
 from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
 from hobot_npu_infer.core.pipeline.contract import Pipeline
 from hobot_npu_infer.core.pipeline.crop_stage import CropConfig
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
-from hobot_npu_infer.core.pipeline.geometry import parse_size
 from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult, StreamRunner
 from hobot_npu_infer.core.telemetry.health_reports import (

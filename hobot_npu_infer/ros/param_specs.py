@@ -79,7 +79,7 @@ def size_text(text: str) -> Optional[str]:
     """Problem with a 'WxH' size parameter (empty means unset), or None."""
     if not text:
         return None
-    from hobot_npu_infer.core.pipeline.geometry import parse_size
+    from hobot_npu_infer.core.imaging.geometry import parse_size
     try:
         parse_size(text)
     except InferError as exc:

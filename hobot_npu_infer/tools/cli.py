@@ -9,8 +9,8 @@ from hobot_npu_infer.core.backends import backend_names
 from hobot_npu_infer.core.backends.selection import AUTO, parse_options
 from hobot_npu_infer.core.decoders import decoder_names
 from hobot_npu_infer.core.errors import InferError
+from hobot_npu_infer.core.imaging.geometry import parse_size
 from hobot_npu_infer.core.pipeline.detection_pipeline import PipelineConfig
-from hobot_npu_infer.core.pipeline.geometry import parse_size
 
 
 def size_argument(text: str):

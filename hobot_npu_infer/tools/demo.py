@@ -13,15 +13,15 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from hobot_npu_infer.bench.ros_env import loopback_environment
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import InferError
 from hobot_npu_infer.core.imaging.annotate import draw_detections
 from hobot_npu_infer.core.imaging.image_files import write_image
 from hobot_npu_infer.core.telemetry.diagnostics_view import snapshot_of
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
+from hobot_npu_infer.harness.config_files import config_file
+from hobot_npu_infer.harness.ros_env import loopback_environment
 from hobot_npu_infer.tools.cli import run
-from hobot_npu_infer.tools.config_files import config_file
 import numpy as np
 
 TOPICS = ['/camera_0/image_raw', '/camera_1/image_raw']
@@ -43,8 +43,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise InferError('--seconds and --rate must be positive')
     loopback_environment()  # before rclpy starts, inherited by every child process
     from diagnostic_msgs.msg import DiagnosticArray
-    from hobot_npu_infer.bench.listener import Listener
-    from hobot_npu_infer.bench.processes import RosProcess
+    from hobot_npu_infer.harness.listener import Listener
+    from hobot_npu_infer.harness.processes import RosProcess
     from hobot_npu_infer.ros import detection_msgs
     from sensor_msgs.msg import Image
 

@@ -29,7 +29,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from hobot_npu_infer.core.telemetry.diagnostics_view import (
     DiagnosticsSnapshot,
     entries_of,
-    render_table,  # noqa: E402
+    render_table,
 )
 from hobot_npu_infer.ros.node_main import shut_down, write_exit_report  # noqa: E402
 import rclpy  # noqa: E402

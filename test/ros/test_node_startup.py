@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from hobot_npu_infer.bench.processes import executable_module
+from hobot_npu_infer.harness.processes import executable_module
 from hobot_npu_infer.ros.node_main import EXIT_REPORT
 from hobot_npu_infer.ros.qos import image_qos
 import pytest

@@ -459,7 +459,7 @@ def diagnostics_publisher():
 
 
 def monitor(*args, timeout=60):
-    from hobot_npu_infer.bench.ros_env import child_environment
+    from hobot_npu_infer.harness.ros_env import child_environment
     return subprocess.run([sys.executable, '-m', 'hobot_npu_infer.tools.diag_monitor', *args],
                           capture_output=True, text=True, cwd=REPO, timeout=timeout,
                           env=child_environment())
@@ -525,7 +525,7 @@ def test_once_gives_up_after_the_timeout_with_one_line():
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_live_mode_redraws_until_a_signal_and_exits_0(diagnostics_publisher, tmp_path, sig):
-    from hobot_npu_infer.bench.ros_env import child_environment
+    from hobot_npu_infer.harness.ros_env import child_environment
     out_path = tmp_path / 'out.txt'
     with open(out_path, 'w') as out:
         proc = subprocess.Popen([sys.executable, '-m', 'hobot_npu_infer.tools.diag_monitor',

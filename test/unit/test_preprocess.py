@@ -3,7 +3,7 @@
 import cv2
 from hobot_npu_infer.core.backends.tensors import TensorSpec
 from hobot_npu_infer.core.errors import ConfigError, ImageError
-from hobot_npu_infer.core.pipeline.geometry import fit, ImageTransform
+from hobot_npu_infer.core.imaging.geometry import fit, ImageTransform
 from hobot_npu_infer.core.pipeline.preprocess import (
     as_three_channels,
     PreparedBatch,

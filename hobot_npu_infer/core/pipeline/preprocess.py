@@ -17,8 +17,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import cv2
 from hobot_npu_infer.core.backends.tensors import LAYOUTS, NV12, TensorSpec
 from hobot_npu_infer.core.errors import ConfigError, ImageError
+from hobot_npu_infer.core.imaging.geometry import fit, ImageTransform
 from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_rows, nv12_to_bgr, pixel_size
-from hobot_npu_infer.core.pipeline.geometry import fit, ImageTransform
 import numpy as np
 
 RESIZE_MODES = ('letterbox', 'stretch')

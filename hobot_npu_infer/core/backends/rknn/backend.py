@@ -35,7 +35,7 @@ from hobot_npu_infer.core.backends.rknn.model_file import (
 from hobot_npu_infer.core.backends.rknn.simulator import open_simulator, resident_mb
 from hobot_npu_infer.core.backends.tensors import BatchCapability, guess_layout, TensorSpec
 from hobot_npu_infer.core.errors import BackendError, ConfigError, ModelLoadError
-from hobot_npu_infer.core.pipeline.geometry import parse_size
+from hobot_npu_infer.core.imaging.geometry import parse_size
 from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb
 import numpy as np
 

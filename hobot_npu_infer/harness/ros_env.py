@@ -10,7 +10,7 @@ import os
 import random
 from typing import Dict, MutableMapping, Optional
 
-from hobot_npu_infer.tools.config_files import config_file
+from hobot_npu_infer.harness.config_files import config_file
 
 PROFILE = 'fastdds_shm.xml'
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from typing import Dict, List, Optional
 
-from hobot_npu_infer.bench.ros_env import child_environment
+from hobot_npu_infer.harness.ros_env import child_environment
 
 
 def ros_value(value) -> str:

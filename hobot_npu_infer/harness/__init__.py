@@ -1,0 +1,1 @@
+"""The executables in child processes on loopback DDS, and a listener: demo, benchmarks, tests."""
