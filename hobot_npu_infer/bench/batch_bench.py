@@ -30,7 +30,12 @@ from hobot_npu_infer.core.imaging.geometry import parse_size
 from hobot_npu_infer.core.imaging.sample_images import load_image_or_sample
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
-from hobot_npu_infer.tools.cli import add_model_arguments, pipeline_config, run, write_json
+from hobot_npu_infer.tools.cli import (
+    add_model_arguments,
+    console_script,
+    pipeline_config,
+    write_json,
+)
 
 COLUMNS = ('model', 'input_size', 'batch', 'runtimes', 'ms_per_batch_p50', 'ms_per_batch_p99',
            'ms_per_image', 'images_per_s', 'pipeline_ms_per_image', 'overhead_pct')
@@ -299,9 +304,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console-script entry point: one-line errors and ``main``'s exit code."""
-    run(main)
+cli = console_script(main)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 
 from hobot_npu_infer.bench.batch_bench import timed_ms
 from hobot_npu_infer.core.errors import ConfigError
-from hobot_npu_infer.tools.cli import run, write_json
+from hobot_npu_infer.tools.cli import console_script, write_json
 import numpy as np
 
 RATES = {'detect': 30.0, 'segment': 10.0, 'classify': 5.0}
@@ -208,9 +208,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console-script entry point: one-line errors and ``main``'s exit code."""
-    run(main)
+cli = console_script(main)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 from hobot_npu_infer.core.errors import ConfigError, InferError
 from hobot_npu_infer.core.telemetry.diagnostics_view import snapshot_of
 from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb, summarize
-from hobot_npu_infer.tools.cli import run, write_json
+from hobot_npu_infer.tools.cli import console_script, write_json
 
 
 def dropped(arrays, topics: List[str]) -> int:
@@ -125,9 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console-script entry point: one-line errors and ``main``'s exit code."""
-    run(main)
+cli = console_script(main)
 
 
 if __name__ == '__main__':

@@ -74,3 +74,10 @@ def run(main: Callable[[Optional[List[str]]], int], argv: Optional[List[str]] = 
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
+
+
+def console_script(main: Callable[[Optional[List[str]]], int]) -> Callable[[], None]:
+    """Wrap ``main`` as a console-script entry point that exits as :func:`run` does."""
+    def entry() -> None:
+        run(main)
+    return entry

@@ -23,8 +23,8 @@ from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb
 from hobot_npu_infer.tools.cli import (
     add_model_arguments,
     backend_options,
+    console_script,
     pipeline_config,
-    run,
     size_argument,
     write_json,
 )
@@ -155,9 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console-script entry point: one-line errors and ``main``'s exit code."""
-    run(main)
+cli = console_script(main)
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ from hobot_npu_infer.core.telemetry.diagnostics_view import snapshot_of
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
 from hobot_npu_infer.harness.config_files import config_file
 from hobot_npu_infer.harness.ros_env import loopback_environment
-from hobot_npu_infer.tools.cli import run
+from hobot_npu_infer.tools.cli import console_script
 import numpy as np
 
 TOPICS = ['/camera_0/image_raw', '/camera_1/image_raw']
@@ -135,9 +135,7 @@ def annotate(images, detection_msgs_received, out_dir: str) -> Optional[str]:
     return None
 
 
-def cli() -> None:
-    """Console-script entry point: one-line errors and ``main``'s exit code."""
-    run(main)
+cli = console_script(main)
 
 
 if __name__ == '__main__':

@@ -22,7 +22,12 @@ from hobot_npu_infer.core.imaging.image_files import write_image
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
 from hobot_npu_infer.core.streaming.offline import detect_files, expand_paths
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult
-from hobot_npu_infer.tools.cli import add_model_arguments, pipeline_config, run, size_argument
+from hobot_npu_infer.tools.cli import (
+    add_model_arguments,
+    console_script,
+    pipeline_config,
+    size_argument,
+)
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -87,9 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 1 if summary.failed else 0
 
 
-def cli() -> None:
-    """Console-script entry point: one-line errors and ``main``'s exit code."""
-    run(main)
+cli = console_script(main)
 
 
 if __name__ == '__main__':

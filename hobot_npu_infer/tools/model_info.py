@@ -14,7 +14,7 @@ from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.multi_head.graph_split import compute_share, HeadSpec, split_model
-from hobot_npu_infer.tools.cli import run, size_argument
+from hobot_npu_infer.tools.cli import console_script, size_argument
 
 
 def parse_heads(text: str) -> List[HeadSpec]:
@@ -98,9 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console-script entry point: one-line errors and ``main``'s exit code."""
-    run(main)
+cli = console_script(main)
 
 
 if __name__ == '__main__':

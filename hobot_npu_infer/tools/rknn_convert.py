@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.models.builtin_models import resolve_model
-from hobot_npu_infer.tools.cli import run
+from hobot_npu_infer.tools.cli import console_script
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -53,9 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console-script entry point: one-line errors and ``main``'s exit code."""
-    run(main)
+cli = console_script(main)
 
 
 if __name__ == '__main__':
