@@ -19,14 +19,11 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from hobot_npu_infer.core.backends.selection import AUTO, parse_options
 from hobot_npu_infer.core.backends.tensors import NV12
 from hobot_npu_infer.core.errors import BackendError, InferError, one_line
-from hobot_npu_infer.core.imaging.annotate import draw_detections
 from hobot_npu_infer.core.imaging.geometry import parse_size
-from hobot_npu_infer.core.imaging.nv12 import nv12_to_bgr, pixel_size
 from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
 from hobot_npu_infer.core.pipeline.contract import Pipeline
@@ -44,9 +41,7 @@ from hobot_npu_infer.core.telemetry.log_throttle import LogThrottle
 from hobot_npu_infer.core.telemetry.status_names import input_status, model_status
 from hobot_npu_infer.ros import detection_msgs
 from hobot_npu_infer.ros.diagnostics import to_array
-from hobot_npu_infer.ros.head_outputs import HeadOutputs
 from hobot_npu_infer.ros.image_conversion import (
-    array_to_image_msg,
     compressed_to_array,
     image_to_array,
     ImageConversionError,
@@ -61,7 +56,8 @@ from hobot_npu_infer.ros.param_specs import (
     InvalidParameter,
     ParamSpec,
 )
-from hobot_npu_infer.ros.qos import image_qos, LATCHED, per_input
+from hobot_npu_infer.ros.qos import image_qos, per_input
+from hobot_npu_infer.ros.result_publishers import ResultPublishers
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, QoSProfile
@@ -122,15 +118,10 @@ class InferenceHost:
         self.sources: List[str] = []
         self.stats: Dict[str, SourceStats] = {}
         self.model_stats: Optional[ModelStats] = None
-        self.format = ''
-        self.publishers_by_source: Dict[str, Any] = {}
-        self.debug_publishers: Dict[str, Any] = {}
-        self.head_outputs: Optional[HeadOutputs] = None
-        self.label_info_pub = None
+        self.results: Optional[ResultPublishers] = None
         self.diagnostics_pub = None
         self.batcher: Optional[FrameBatcher] = None
         self.runner: Optional[StreamRunner] = None
-        self._own_publishers: list = []
         self._image_subscriptions: list = []
         self._diagnostics_timer = None
         self._declare(PARAMETERS)
@@ -289,7 +280,7 @@ class InferenceHost:
         with self._lock:
             window = p['stats_window_s']
             max_batch = p['max_batch_size'] or len(sources)
-            self.pipeline, self.heads, self.format = pipeline, heads, fmt
+            self.pipeline, self.heads = pipeline, heads
             self.settings = LoadedSettings(
                 thresholds=HealthThresholds(p['expected_rate_hz'], p['latency_budget_ms'],
                                             p['stale_timeout_s']),
@@ -311,21 +302,10 @@ class InferenceHost:
             self.model_stats = ModelStats(p['model'], window, runtimes=len(pipeline.runtimes))
             if pipeline.backend is not None:
                 self.model_stats.npu_load = pipeline.backend.npu_load
-            message_type = detection_msgs.message_type(fmt)
-            for source, out in zip(sources, outputs):
-                if not heads:  # a packed model's heads publish on topics of their own
-                    self.publishers_by_source[source] = self._publisher(message_type, out, 10)
-                if p['publish_debug_image']:
-                    self.debug_publishers[source] = self._publisher(
-                        Image, f'{source}/debug_image', 5)
-            if heads:
-                self.head_outputs = HeadOutputs(
-                    self._publisher, sources, heads, fmt,
-                    {name: len(head.model.outputs)
-                     for name, head in pipeline.packed.heads.items()}, window)
-            if fmt == 'vision_msgs':
-                self.label_info_pub = self._publisher(
-                    detection_msgs.vision_msgs_module().LabelInfo, 'label_info', LATCHED)
+            self.results = ResultPublishers(
+                self.node, self.managed, fmt, sources, outputs, p['publish_debug_image'], heads,
+                {name: len(head.model.outputs) for name, head in pipeline.packed.heads.items()}
+                if heads else {}, window)
             # not a lifecycle publisher: the timer that uses it runs only while started
             self.diagnostics_pub = self.node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         return load_s
@@ -346,9 +326,7 @@ class InferenceHost:
                     callback_group=receive_group,
                     event_callbacks=SubscriptionEventCallbacks(
                         incompatible_qos=lambda info, s=i: self._on_incompatible_qos(info, s))))
-            if self.label_info_pub is not None:
-                self.label_info_pub.publish(detection_msgs.label_info(
-                    self._header(), self.pipeline.class_names))
+            self.results.publish_class_names(self._header(), self.pipeline.class_names)
             self._diagnostics_timer = self.node.create_timer(
                 s.diagnostics_period_s, self._publish_diagnostics,
                 callback_group=MutuallyExclusiveCallbackGroup())
@@ -370,27 +348,14 @@ class InferenceHost:
         """Back to nothing loaded: stopped, publishers destroyed, the model dropped."""
         with self._lock:
             self.stop()
-            for publisher in self._own_publishers:
-                if self.managed:
-                    self.node.destroy_lifecycle_publisher(publisher)
-                else:
-                    self.node.destroy_publisher(publisher)
+            if self.results is not None:
+                self.results.destroy()
             if self.diagnostics_pub is not None:
                 self.node.destroy_publisher(self.diagnostics_pub)
-            self._own_publishers = []
-            self.diagnostics_pub = self.label_info_pub = self.head_outputs = None
+            self.diagnostics_pub = self.results = None
             # new containers, so a receive callback still running keeps consistent old ones
             self.sources, self.stats = [], {}
-            self.publishers_by_source, self.debug_publishers = {}, {}
             self.pipeline, self.heads, self.settings, self.model_stats = None, [], None, None
-
-    def _publisher(self, msg_type, topic: str, qos):
-        if self.managed:
-            publisher = self.node.create_lifecycle_publisher(msg_type, topic, qos)
-        else:
-            publisher = self.node.create_publisher(msg_type, topic, qos)
-        self._own_publishers.append(publisher)
-        return publisher
 
     # -- frames in, results out ----------------------------------------------------------
 
@@ -441,25 +406,12 @@ class InferenceHost:
         if not self.node.context.ok():  # shutting down: nothing can be published any more
             return
         start = time.monotonic()
-        source = result.frame.source
-        header = result.frame.meta
-        nv12 = result.channel_order == 'nv12'
-        w, h = pixel_size(result.image) if nv12 else result.image.shape[1::-1]
-        if result.heads is not None:
-            self.head_outputs.publish(source, header, (w, h), result.heads)
-        else:
-            self.publishers_by_source[source].publish(
-                detection_msgs.to_message(self.format, header, result.detections, (w, h)))
-        if source in self.debug_publishers:
-            bgr = nv12_to_bgr(result.image) if nv12 else result.image \
-                if result.channel_order == 'bgr' or result.image.ndim == 2 \
-                else cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)
-            self.debug_publishers[source].publish(
-                array_to_image_msg(draw_detections(bgr, result.detections), 'bgr8', header))
+        self.results.publish(result)
         result.stage_ms['publish'] = (time.monotonic() - start) * 1e3
+        header = result.frame.meta
         stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         result.stage_ms['e2e'] = (self.node.get_clock().now().nanoseconds - stamp_ns) / 1e6
-        self.stats[source].on_published(result.stage_ms)
+        self.stats[result.frame.source].on_published(result.stage_ms)
 
     def _publish_diagnostics(self) -> None:
         with self._lock:
@@ -474,8 +426,8 @@ class InferenceHost:
         model_error = self.model_stats.current_error()
         reports = [self.stats[s].report(input_status(name, s), thresholds, model_error)
                    for s in self.sources]
-        if self.head_outputs is not None:
-            reports += self.head_outputs.reports(name, self.pipeline)
+        if self.results.heads is not None:
+            reports += self.results.heads.reports(name, self.pipeline)
         model_file = self.pipeline.model_path
         report = self.model_stats.report(model_status(name, self.model_stats.model), {
             'backend': self.settings.backend, 'batch': self.pipeline.model.batch.describe(),

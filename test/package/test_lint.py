@@ -5,8 +5,6 @@ Both run with ament's own configuration (line length 99, google import order, si
 the ament pydocstyle convention), over the package, the tests, the launch files and setup.py.
 """
 
-import os
-
 from ament_flake8.main import main_with_errors as flake8_main
 from ament_pep257.main import main as pep257_main
 from conftest import REPO
@@ -30,5 +28,5 @@ def test_flake8():
 def test_pep257(capsys):
     rc = pep257_main(argv=PATHS)
     found = [line for line in capsys.readouterr().out.splitlines()
-             if not line.startswith('checking ') and os.sep in line]
+             if ': D' in line]
     assert rc == 0, f'{len(found)} pep257 errors:\n' + '\n'.join(found)
