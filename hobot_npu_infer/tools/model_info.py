@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.models.builtin_models import resolve_model
+from hobot_npu_infer.core.models.onnx_files import read_onnx
 from hobot_npu_infer.core.multi_head.graph_split import compute_share, HeadSpec, split_model
 from hobot_npu_infer.tools.cli import console_script, size_argument
 
@@ -36,8 +37,7 @@ def describe(args) -> Dict[str, object]:
         'inputs': [spec_dict(s) for s in m.inputs],
         'outputs': [spec_dict(s) for s in m.outputs]} for m in models]}
     if args.heads:
-        import onnx
-        model = onnx.load(path)
+        model = read_onnx(path)
         split = split_model(model, parse_heads(args.heads),
                             args.cut.split(',') if args.cut else None)
         w, h = args.input_size

@@ -19,6 +19,7 @@ from hobot_npu_infer.core.backends import Backend, Model, select_model
 from hobot_npu_infer.core.backends.tensors import TensorSpec
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.models.builtin_models import atomic_write, default_cache_dir, file_digest
+from hobot_npu_infer.core.models.onnx_files import read_onnx
 from hobot_npu_infer.core.multi_head.graph_split import HeadSpec, split_model
 import numpy as np
 
@@ -99,14 +100,10 @@ def load_split(backend: Backend, path: str, heads: List[HeadSpec],
 
     The split is cached on disk beside the built-in models.
     """
-    import onnx
     directory = _split_directory(path, heads, cut_tensors, cache_dir)
     names = ['trunk'] + [h.name for h in heads]
     if not all(os.path.isfile(os.path.join(directory, f'{n}.onnx')) for n in names[1:]):
-        try:
-            model = onnx.load(path)
-        except Exception as exc:  # protobuf's own errors for a file that is not ONNX
-            raise ConfigError(f'cannot read {path} as ONNX: {str(exc)[:160]}') from None
+        model = read_onnx(path)
         split = split_model(model, heads, cut_tensors)
         for name, part in split.parts().items():
             atomic_write(os.path.join(directory, f'{name}.onnx'), part.SerializeToString())

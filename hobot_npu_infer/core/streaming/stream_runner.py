@@ -122,8 +122,7 @@ class StreamRunner:
             try:
                 step()
             except Exception as exc:  # a bug must not silently end the stream
-                self.on_internal_error(f'{threading.current_thread().name}: '
-                                       f'{type(exc).__name__}: {exc}')
+                self.on_internal_error(f'{threading.current_thread().name}: {one_line(exc)}')
                 time.sleep(0.05)
 
     def _prepare(self, frames: List[Frame], plans: List[FramePlan]) -> Optional[_Prepared]:

@@ -36,6 +36,7 @@ from hobot_npu_infer.core.backends.rknn.simulator import open_simulator, residen
 from hobot_npu_infer.core.backends.tensors import BatchCapability, guess_layout, TensorSpec
 from hobot_npu_infer.core.errors import BackendError, ConfigError, ModelLoadError
 from hobot_npu_infer.core.imaging.geometry import parse_size
+from hobot_npu_infer.core.models.onnx_files import read_onnx
 from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb
 import numpy as np
 
@@ -274,11 +275,7 @@ class RknnBackend(Backend):
 
     def _simulator_size(self, path: str) -> Tuple[int, int]:
         """(W, H) the model is built at: its own fixed size, else input_size, else 640x640."""
-        import onnx
-        try:
-            model = onnx.load(path, load_external_data=False)
-        except Exception as exc:  # protobuf's own errors for a file that is not ONNX
-            raise ModelLoadError(f'cannot read {path} as ONNX: {str(exc)[:160]}') from None
+        model = read_onnx(path, load_external_data=False)
         initialisers = {i.name for i in model.graph.initializer}
         image = next((t for t in model.graph.input if t.name not in initialisers), None)
         dims = [d.dim_value if d.HasField('dim_value') else 0
