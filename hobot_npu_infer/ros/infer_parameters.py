@@ -1,20 +1,30 @@
 """
-infer_node's parameters, in one table that both infer nodes declare.
+infer_node's parameters: one table that both infer nodes declare, and the checks of a change.
 
 Each entry gives the type, default, description, range and whether it may change at runtime;
 ``head_parameters`` gives the parameters of one head of a packed model, declared once its name
 appears in ``head_names``.
 """
 
+import dataclasses
+from typing import Any, Dict, List, Optional, Set, Tuple
+
 from hobot_npu_infer.core.backends import backend_names
 from hobot_npu_infer.core.backends.selection import AUTO
 from hobot_npu_infer.core.decoders import decoder_names
+from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate
+from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig
 from hobot_npu_infer.ros import detection_msgs
 from hobot_npu_infer.ros.param_specs import (
     boolean,
+    Changes,
+    current_values,
+    declare,
     each_one_of,
+    first_problem,
     integer,
     integers,
+    InvalidParameter,
     key_values,
     number,
     one_of,
@@ -24,6 +34,7 @@ from hobot_npu_infer.ros.param_specs import (
     strings,
 )
 from hobot_npu_infer.ros.qos import RELIABILITY
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 PARAMETERS = [
@@ -104,3 +115,95 @@ def head_parameters(name: str) -> list:
                 0, 100000, read_only=False),
         boolean(prefix + 'enabled', True, 'a disabled head costs nothing', read_only=False),
     ]
+
+
+RATE_FIELDS = ('rate_hz', 'every_n_frames')
+
+
+def head_field(name: str) -> Optional[Tuple[str, str]]:
+    """Split ``heads.a.rate_hz`` into ``('a', 'rate_hz')``; None for a parameter of no head."""
+    if not name.startswith('heads.') or name.count('.') < 2:
+        return None
+    head, field = name[len('heads.'):].rsplit('.', 1)
+    return head, field
+
+
+class InferParameters:
+    """
+    The parameters of one infer node, declared from the table, read, and checked on change.
+
+    ``managed`` (the lifecycle node): the parameters infer_node fixes at start-up stay
+    writable, and a change to one is refused only while a model is loaded.
+    """
+
+    def __init__(self, node: Node, managed: bool):
+        self.node = node
+        self.managed = managed
+        self.specs: Dict[str, ParamSpec] = {}
+        self._load_time: Set[str] = set()  # parameters read only when loading
+        self._declare(PARAMETERS)
+
+    def _declare(self, specs: List[ParamSpec]) -> List[ParamSpec]:
+        """Declare ``specs`` as this node has them; return them as declared."""
+        if self.managed:
+            self._load_time |= {s.name for s in specs if s.read_only}
+            specs = [dataclasses.replace(s, read_only=False) for s in specs]
+        undeclared = [spec for spec in specs if not self.node.has_parameter(spec.name)]
+        self.specs.update({spec.name: spec for spec in specs})
+        declare(self.node, undeclared)
+        return specs
+
+    def values(self) -> Dict[str, Any]:
+        """Return the current value of every declared parameter."""
+        return current_values(self.node, list(self.specs.values()))
+
+    def head(self, name: str) -> HeadConfig:
+        """
+        Return the configuration of head ``name``.
+
+        Its parameters are declared the first time it is named.
+        """
+        specs = self._declare(head_parameters(name))
+        given = current_values(self.node, specs)
+        reason = first_problem(self.specs, given)  # values set while unconfigured
+        if reason:
+            raise InvalidParameter(reason)
+        v = {k[len(f'heads.{name}.'):]: value for k, value in given.items()}
+        return HeadConfig(name, v['outputs'], v['file'], v['model_name'], v['decoder'],
+                          v['class_names'], HeadRate(name, v['rate_hz'], v['every_n_frames'],
+                                                     v['enabled']))
+
+    def value_after(self, changes: Changes, name: str, default: Any = 0) -> Any:
+        """Return what parameter ``name`` holds once ``changes`` apply."""
+        if name in changes:
+            return changes[name]
+        if self.node.has_parameter(name):
+            return self.node.get_parameter(name).value
+        return default
+
+    def rate_after(self, changes: Changes, head: str) -> Tuple[float, int]:
+        """Return ``(rate_hz, every_n_frames)`` of ``head`` once ``changes`` apply."""
+        return (self.value_after(changes, f'heads.{head}.rate_hz'),
+                self.value_after(changes, f'heads.{head}.every_n_frames'))
+
+    def check(self, changes: Changes, loaded: bool) -> Optional[str]:
+        """
+        Return why a set request is refused, or None.
+
+        Every value is checked before any applies, so a refused request changes nothing.
+        """
+        reason = first_problem(self.specs, changes)
+        if reason:
+            return reason
+        fixed = sorted(set(changes) & self._load_time) if loaded else []
+        if fixed:
+            return (f'{fixed[0]}: read when configuring: change it while unconfigured '
+                    f'(cleanup first)')
+        for head in {field[0] for field in map(head_field, changes)
+                     if field is not None and field[1] in RATE_FIELDS}:
+            rate, every = self.rate_after(changes, head)
+            if rate and every:
+                return (f'heads.{head}.rate_hz={rate} and heads.{head}.every_n_frames={every}: '
+                        f'a head runs at a rate or every n-th frame, not both; set the other '
+                        f'to 0 in the same request')
+        return None

@@ -12,19 +12,17 @@ each input; conversion, inference and publishing run on the stream runner's thre
 receiving never waits for the model.
 """
 
-import dataclasses
 from dataclasses import dataclass
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 from hobot_npu_infer.core.backends.selection import AUTO, parse_options
 from hobot_npu_infer.core.backends.tensors import NV12
 from hobot_npu_infer.core.errors import BackendError, InferError, one_line
 from hobot_npu_infer.core.imaging.geometry import parse_size
-from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
 from hobot_npu_infer.core.pipeline.contract import Pipeline
 from hobot_npu_infer.core.pipeline.crop_stage import CropConfig
@@ -46,16 +44,8 @@ from hobot_npu_infer.ros.image_conversion import (
     image_to_array,
     ImageConversionError,
 )
-from hobot_npu_infer.ros.infer_parameters import head_parameters, PARAMETERS
-from hobot_npu_infer.ros.param_specs import (
-    Changes,
-    current_values,
-    declare,
-    first_problem,
-    guard_changes,
-    InvalidParameter,
-    ParamSpec,
-)
+from hobot_npu_infer.ros.infer_parameters import head_field, InferParameters, RATE_FIELDS
+from hobot_npu_infer.ros.param_specs import Changes, guard_changes, InvalidParameter
 from hobot_npu_infer.ros.qos import image_qos, per_input
 from hobot_npu_infer.ros.result_publishers import ResultPublishers
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -70,7 +60,6 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
 THRESHOLD_PARAMETERS = ('expected_rate_hz', 'latency_budget_ms', 'stale_timeout_s')
-RATE_FIELDS = ('rate_hz', 'every_n_frames')
 
 
 @dataclass(frozen=True)
@@ -88,14 +77,6 @@ class LoadedSettings:
     summary: str  # the start-up line
 
 
-def head_field(name: str) -> Optional[Tuple[str, str]]:
-    """Split ``heads.a.rate_hz`` into ``('a', 'rate_hz')``; None for a parameter of no head."""
-    if not name.startswith('heads.') or name.count('.') < 2:
-        return None
-    head, field = name[len('heads.'):].rsplit('.', 1)
-    return head, field
-
-
 class InferenceHost:
     """
     A model serving camera topics on behalf of ``node``.
@@ -110,8 +91,7 @@ class InferenceHost:
         self.managed = managed
         self._lock = threading.RLock()  # steps against the diagnostics timer
         self.log_throttle = LogThrottle()
-        self._specs: Dict[str, ParamSpec] = {}
-        self._load_time: set = set()  # parameters read only by load
+        self.parameters = InferParameters(node, managed)
         self.pipeline: Optional[Pipeline] = None
         self.settings: Optional[LoadedSettings] = None
         self.heads: List[HeadConfig] = []
@@ -124,68 +104,14 @@ class InferenceHost:
         self.runner: Optional[StreamRunner] = None
         self._image_subscriptions: list = []
         self._diagnostics_timer = None
-        self._declare(PARAMETERS)
-        guard_changes(node, self._check, self._apply)
+        guard_changes(node, lambda changes: self.parameters.check(changes, self.loaded),
+                      self._apply)
 
     @property
     def loaded(self) -> bool:
         return self.pipeline is not None
 
     # -- parameters ----------------------------------------------------------------------
-
-    def _declare(self, specs: List[ParamSpec]) -> List[ParamSpec]:
-        """Declare ``specs`` as this node has them; returns them as declared."""
-        if self.managed:
-            self._load_time |= {s.name for s in specs if s.read_only}
-            specs = [dataclasses.replace(s, read_only=False) for s in specs]
-        undeclared = [spec for spec in specs if not self.node.has_parameter(spec.name)]
-        self._specs.update({spec.name: spec for spec in specs})
-        declare(self.node, undeclared)
-        return specs
-
-    def _head(self, name: str) -> HeadConfig:
-        """
-        Return the head's configuration.
-
-        Its parameters are declared the first time it is named.
-        """
-        specs = self._declare(head_parameters(name))
-        given = current_values(self.node, specs)
-        reason = first_problem(self._specs, given)  # values set while unconfigured
-        if reason:
-            raise InvalidParameter(reason)
-        v = {k[len(f'heads.{name}.'):]: value for k, value in given.items()}
-        return HeadConfig(name, v['outputs'], v['file'], v['model_name'], v['decoder'],
-                          v['class_names'], HeadRate(name, v['rate_hz'], v['every_n_frames'],
-                                                     v['enabled']))
-
-    def _value_after(self, changes: Changes, name: str, default: Any = 0) -> Any:
-        """Return what parameter ``name`` holds once ``changes`` apply."""
-        if name in changes:
-            return changes[name]
-        if self.node.has_parameter(name):
-            return self.node.get_parameter(name).value
-        return default
-
-    def _check(self, changes: Changes) -> Optional[str]:
-        """Why a set request is refused, or None: every value is checked before any applies."""
-        reason = first_problem(self._specs, changes)
-        if reason:
-            return reason
-        if self.loaded:
-            fixed = sorted(set(changes) & self._load_time)
-            if fixed:
-                return (f'{fixed[0]}: read when configuring: change it while unconfigured '
-                        f'(cleanup first)')
-        for head in {field[0] for field in map(head_field, changes)
-                     if field is not None and field[1] in RATE_FIELDS}:
-            rate = self._value_after(changes, f'heads.{head}.rate_hz')
-            every = self._value_after(changes, f'heads.{head}.every_n_frames')
-            if rate and every:
-                return (f'heads.{head}.rate_hz={rate} and heads.{head}.every_n_frames={every}: '
-                        f'a head runs at a rate or every n-th frame, not both; set the other '
-                        f'to 0 in the same request')
-        return None
 
     def _apply(self, changes: Changes) -> None:
         """Apply checked changes to the running pipeline and thresholds (nothing loaded: none)."""
@@ -207,8 +133,7 @@ class InferenceHost:
                     elif field[1] == 'enabled':
                         pipeline.set_enabled(field[0], value)
             for head in rates:  # both fields at once, so the scheduler runs what they say
-                pipeline.set_rate(head, self._value_after(changes, f'heads.{head}.rate_hz'),
-                                  self._value_after(changes, f'heads.{head}.every_n_frames'))
+                pipeline.set_rate(head, *self.parameters.rate_after(changes, head))
 
     def _resolve(self, topic: str, what: str) -> str:
         try:
@@ -225,7 +150,7 @@ class InferenceHost:
         Returns the seconds the model took to load and warm up. Raises InvalidParameter or
         InferError, having created no ROS entity.
         """
-        p = current_values(self.node, list(self._specs.values()))
+        p = self.parameters.values()
         topics = [(t, Image) for t in p['inputs']] + \
                  [(t, CompressedImage) for t in p['compressed_inputs']]
         if not topics:
@@ -262,7 +187,7 @@ class InferenceHost:
                 preprocess={'resize': 'stretch', 'scale': p['crop_scale'],
                             'mean': tuple(p['crop_mean']), 'std': tuple(p['crop_std'])})
             if p['crop_model'] else None)
-        heads = [self._head(name) for name in p['head_names']]
+        heads = [self.parameters.head(name) for name in p['head_names']]
         started = time.monotonic()
         pipeline: Pipeline
         if heads:
