@@ -32,6 +32,7 @@ from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
 from hobot_npu_infer.tools.cli import (
     add_model_arguments,
+    command_parser,
     console_script,
     pipeline_config,
     write_json,
@@ -42,8 +43,7 @@ COLUMNS = ('model', 'input_size', 'batch', 'runtimes', 'ms_per_batch_p50', 'ms_p
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.bench.batch_bench',
-                                     description=__doc__.strip().splitlines()[0])
+    parser = command_parser('hobot_npu_infer.bench.batch_bench', __doc__)
     add_model_arguments(parser)
     parser.add_argument('--batch', default='1,2,4,8',
                         help='comma-separated batch sizes (a fixed-batch model: its own only)')

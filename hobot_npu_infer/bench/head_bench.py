@@ -15,7 +15,6 @@ trunk at the fastest head's rate plus each head at its own), and the resident me
 against (2), each loaded in a fresh process.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ from typing import Dict, List, Optional
 
 from hobot_npu_infer.bench.batch_bench import timed_ms
 from hobot_npu_infer.core.errors import ConfigError
-from hobot_npu_infer.tools.cli import console_script, write_json
+from hobot_npu_infer.tools.cli import command_parser, console_script, write_json
 import numpy as np
 
 RATES = {'detect': 30.0, 'segment': 10.0, 'classify': 5.0}
@@ -178,8 +177,7 @@ def resident_mb(paths: Dict[str, str], names: List[str], threads: int) -> float:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.bench.head_bench',
-                                     description=__doc__.strip().splitlines()[0])
+    parser = command_parser('hobot_npu_infer.bench.head_bench', __doc__)
     parser.add_argument('--seconds', type=float, default=10.0, help='seconds of video (10)')
     parser.add_argument('--threads', type=int, default=0, help='inference threads (0: all)')
     parser.add_argument('--json', metavar='OUT', default='')

@@ -16,9 +16,9 @@ from typing import Dict, List
 from hobot_npu_infer.core.errors import InferError
 from hobot_npu_infer.core.imaging.sample_images import load_image_or_sample
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
-from hobot_npu_infer.core.telemetry.diagnostics_view import snapshot_of
 from hobot_npu_infer.core.telemetry.health_reports import STAGES
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
+from hobot_npu_infer.ros.diagnostics import snapshot_of
 
 ROUNDS = 3
 

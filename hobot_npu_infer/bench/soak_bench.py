@@ -9,15 +9,14 @@ one inference plus one batch delay) and memory flat: the report gives RSS at the
 a warm-up interval) and at the end, and the growth.
 """
 
-import argparse
 import os
 import time
 from typing import Dict, List, Optional
 
 from hobot_npu_infer.core.errors import ConfigError, InferError
-from hobot_npu_infer.core.telemetry.diagnostics_view import snapshot_of
 from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb, summarize
-from hobot_npu_infer.tools.cli import console_script, write_json
+from hobot_npu_infer.ros.diagnostics import snapshot_of
+from hobot_npu_infer.tools.cli import command_parser, console_script, write_json
 
 
 def dropped(arrays, topics: List[str]) -> int:
@@ -104,8 +103,7 @@ def soak(args) -> Dict[str, object]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.bench.soak_bench',
-                                     description=__doc__.strip().splitlines()[0])
+    parser = command_parser('hobot_npu_infer.bench.soak_bench', __doc__)
     parser.add_argument('--minutes', type=float, default=10.0)
     parser.add_argument('--sources', type=int, default=4)
     parser.add_argument('--overload', type=float, default=3.0,

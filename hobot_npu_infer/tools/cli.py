@@ -81,3 +81,9 @@ def console_script(main: Callable[[Optional[List[str]]], int]) -> Callable[[], N
     def entry() -> None:
         run(main)
     return entry
+
+
+def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """Return the argument parser of command ``module``, described by its docstring's summary."""
+    return argparse.ArgumentParser(prog=f'python -m {module}',
+                                   description=doc.strip().splitlines()[0])

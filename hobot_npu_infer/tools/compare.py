@@ -23,6 +23,7 @@ from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb
 from hobot_npu_infer.tools.cli import (
     add_model_arguments,
     backend_options,
+    command_parser,
     console_script,
     pipeline_config,
     size_argument,
@@ -32,8 +33,7 @@ import numpy as np
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.compare',
-                                     description=__doc__.strip().splitlines()[0])
+    parser = command_parser('hobot_npu_infer.tools.compare', __doc__)
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files or directories')
     add_model_arguments(parser)
     parser.add_argument('--reference', default='onnxruntime', help='the backend to trust')

@@ -17,11 +17,11 @@ from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import InferError
 from hobot_npu_infer.core.imaging.annotate import draw_detections
 from hobot_npu_infer.core.imaging.image_files import write_image
-from hobot_npu_infer.core.telemetry.diagnostics_view import snapshot_of
 from hobot_npu_infer.core.telemetry.rolling_stats import summarize
 from hobot_npu_infer.harness.config_files import config_file
 from hobot_npu_infer.harness.ros_env import loopback_environment
-from hobot_npu_infer.tools.cli import console_script
+from hobot_npu_infer.ros.diagnostics import snapshot_of
+from hobot_npu_infer.tools.cli import command_parser, console_script
 import numpy as np
 
 TOPICS = ['/camera_0/image_raw', '/camera_1/image_raw']
@@ -29,8 +29,7 @@ PHOTOS = ['astronaut', 'coffee']
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.demo',
-                                     description=__doc__.strip().splitlines()[0])
+    parser = command_parser('hobot_npu_infer.tools.demo', __doc__)
     parser.add_argument('--seconds', type=float, default=20.0, help='how long to run (20)')
     parser.add_argument('--out', default='out/demo', help='logs and the annotated image')
     parser.add_argument('--rate', type=float, default=10.0, help='camera rate in Hz (10)')

@@ -24,6 +24,7 @@ from hobot_npu_infer.core.streaming.offline import detect_files, expand_paths
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult
 from hobot_npu_infer.tools.cli import (
     add_model_arguments,
+    command_parser,
     console_script,
     pipeline_config,
     size_argument,
@@ -31,8 +32,7 @@ from hobot_npu_infer.tools.cli import (
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.detect',
-                                     description=__doc__.strip().splitlines()[0])
+    parser = command_parser('hobot_npu_infer.tools.detect', __doc__)
     parser.add_argument('images', nargs='+', metavar='IMAGE')
     add_model_arguments(parser)
     parser.add_argument('--input-size', type=size_argument, default=None, metavar='WxH',

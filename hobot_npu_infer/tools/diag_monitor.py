@@ -26,11 +26,9 @@ import time  # noqa: E402
 from typing import Iterable, List, Optional  # noqa: E402
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from hobot_npu_infer.core.telemetry.diagnostics_view import (
-    DiagnosticsSnapshot,
-    entries_of,
-    render_table,
-)
+from hobot_npu_infer.core.telemetry.diagnostics_view import (  # noqa: E402
+    DiagnosticsSnapshot, render_table)
+from hobot_npu_infer.ros.diagnostics import entries_of  # noqa: E402
 from hobot_npu_infer.ros.node_main import shut_down, write_exit_report  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402

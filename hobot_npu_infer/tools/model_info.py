@@ -6,7 +6,6 @@ shape, dtype, layout) and batch. With ``--heads``, an ONNX file is split into a 
 heads, and the trunk, the cut tensors and each part's share of the compute are shown too.
 """
 
-import argparse
 import json
 from typing import Dict, List, Optional
 
@@ -15,7 +14,7 @@ from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.models.onnx_files import read_onnx
 from hobot_npu_infer.core.multi_head.graph_split import compute_share, HeadSpec, split_model
-from hobot_npu_infer.tools.cli import console_script, size_argument
+from hobot_npu_infer.tools.cli import command_parser, console_script, size_argument
 
 
 def parse_heads(text: str) -> List[HeadSpec]:
@@ -82,8 +81,7 @@ def format_info(info: Dict[str, object]) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.model_info',
-                                     description=__doc__.strip().splitlines()[0])
+    parser = command_parser('hobot_npu_infer.tools.model_info', __doc__)
     parser.add_argument('model', help='model file or built-in name')
     parser.add_argument('--backend', default='onnxruntime')
     parser.add_argument('--heads', default='', help="split into heads: 'faces=537,538,539;"

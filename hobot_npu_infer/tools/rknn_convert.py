@@ -14,12 +14,11 @@ from typing import List, Optional
 
 from hobot_npu_infer.core.backends import create_backend
 from hobot_npu_infer.core.models.builtin_models import resolve_model
-from hobot_npu_infer.tools.cli import console_script
+from hobot_npu_infer.tools.cli import command_parser, console_script
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m hobot_npu_infer.tools.rknn_convert',
-                                     description=__doc__.strip().splitlines()[0])
+    parser = command_parser('hobot_npu_infer.tools.rknn_convert', __doc__)
     parser.add_argument('model', help='built-in model name (centerface) or .onnx file')
     parser.add_argument('-o', '--output', required=True, help='the .rknn file to write')
     parser.add_argument('--target', default='rk3588',

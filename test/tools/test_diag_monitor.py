@@ -10,13 +10,11 @@ import time
 from conftest import REPO
 from hobot_npu_infer.core.telemetry.diagnostics_view import (
     DiagnosticsSnapshot,
-    entries_of,
     HeadRow,
     InputRow,
     ModelRow,
     OtherRow,
     render_table,
-    snapshot_of,
     StatusEntry,
 )
 from hobot_npu_infer.core.telemetry.health_reports import (
@@ -377,20 +375,20 @@ def test_table_shows_a_line_per_head_after_the_models():
 
 def test_status_messages_convert_to_plain_data():
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-    from hobot_npu_infer.ros.diagnostics import level_of
+    from hobot_npu_infer.ros.diagnostics import entries_of, level_of, status_entry
     status = DiagnosticStatus(level=DiagnosticStatus.WARN, name='n: input /a', message='m',
                               values=[KeyValue(key='frames_in', value='3')])
-    assert StatusEntry.of(status) == StatusEntry('n: input /a', 1, 'm', {'frames_in': '3'})
+    assert status_entry(status) == StatusEntry('n: input /a', 1, 'm', {'frames_in': '3'})
     assert level_of(status) == 1
-    assert entries_of(DiagnosticArray(status=[status])) == [StatusEntry.of(status)]
+    assert entries_of(DiagnosticArray(status=[status])) == [status_entry(status)]
     status.level = b''
-    assert StatusEntry.of(status).level == -1 and level_of(status) == -1
+    assert status_entry(status).level == -1 and level_of(status) == -1
 
 
 def test_benchmarks_read_the_newest_input_rows_of_diagnostic_arrays():
     from builtin_interfaces.msg import Time
     from diagnostic_msgs.msg import DiagnosticArray
-    from hobot_npu_infer.ros.diagnostics import to_array
+    from hobot_npu_infer.ros.diagnostics import snapshot_of, to_array
     older = to_array(Time(), [source_report(frames=10), source_report('/cam2', frames=5)], 'hw')
     newer = to_array(Time(), [source_report(frames=30), model_report(), *head_reports()], 'hw')
     inputs = snapshot_of([older, newer, DiagnosticArray()]).input_rows()

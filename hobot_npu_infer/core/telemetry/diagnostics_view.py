@@ -58,11 +58,8 @@ def level_number(level: Any) -> int:
 
 
 def _values_dict(values: Any) -> Dict[str, str]:
-    """Key-value strings from a dict, (key, value) pairs or diagnostic_msgs/KeyValue messages."""
-    if isinstance(values, dict):
-        items: Iterable = values.items()
-    else:
-        items = ((kv.key, kv.value) if hasattr(kv, 'key') else kv for kv in values or ())
+    """Key-value strings from a dict or (key, value) pairs."""
+    items: Iterable = values.items() if isinstance(values, dict) else values or ()
     return {str(k): str(v) for k, v in items}
 
 
@@ -81,8 +78,8 @@ class StatusEntry:
         Build a StatusEntry from any of the forms a status comes in.
 
         From a StatusEntry, a ``(name, level, message, values)`` tuple or anything with those
-        attributes (a StatusReport, a diagnostic_msgs/DiagnosticStatus); ``values`` may be a
-        dict, (key, value) pairs or KeyValue messages.
+        attributes (a StatusReport); ``values`` may be a dict or (key, value) pairs. The ROS
+        layer reads diagnostic_msgs messages into entries (``ros/diagnostics.py``).
         """
         if isinstance(status, StatusEntry):
             return status
@@ -92,11 +89,6 @@ class StatusEntry:
             name, level, message, values = (status.name, status.level, status.message,
                                             status.values)
         return cls(str(name), level_number(level), str(message or ''), _values_dict(values))
-
-
-def entries_of(array: Any) -> List[StatusEntry]:
-    """Return the statuses of a diagnostic_msgs/DiagnosticArray (or anything with ``status``)."""
-    return [StatusEntry.of(s) for s in array.status]
 
 
 def level_name(level: int) -> str:
@@ -400,20 +392,6 @@ class DiagnosticsSnapshot:
         if self.include_all:
             out['others'] = [r.to_json() for r in rows if isinstance(r, OtherRow)]
         return out
-
-
-def snapshot_of(arrays: Iterable[Any], **options) -> DiagnosticsSnapshot:
-    """
-    Return the latest status of each name in ``arrays``, oldest first.
-
-    ``arrays`` are diagnostic_msgs/DiagnosticArray messages. ``options`` are
-    DiagnosticsSnapshot's; this is how the demo and the benchmarks read what a node published
-    on /diagnostics.
-    """
-    snapshot = DiagnosticsSnapshot(**options)
-    for array in arrays:
-        snapshot.update(entries_of(array))
-    return snapshot
 
 
 # ---------------------------------------------------------------------------- table rendering
