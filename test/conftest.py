@@ -6,6 +6,12 @@ import random
 from hypothesis import settings
 import pytest
 from stream_harness import make_harness  # noqa: F401 (a fixture for every test)
+from ultralytics_fixtures import (  # noqa: F401 (the parity tests' fixtures)
+    fetched_models,
+    parity_images,
+    ultralytics_python,
+    ultralytics_reference,
+)
 
 # The same examples on every run: property tests find bugs while they are written, and CI
 # never fails on a fresh random draw.

@@ -25,12 +25,16 @@ class Registry(Generic[T]):
     def names(self) -> List[str]:
         return sorted(self._classes)
 
-    def create(self, name: str, **options) -> T:
+    def lookup(self, name: str) -> Type[T]:
+        """Return the class registered as ``name``; an unknown name lists the known ones."""
         try:
-            cls = self._classes[name]
+            return self._classes[name]
         except KeyError:
             raise self.unknown_error(f'unknown {self.kind} {name!r}; available: '
                                      f'{", ".join(self.names())}') from None
+
+    def create(self, name: str, **options) -> T:
+        cls = self.lookup(name)
         try:
             return cls(**options)
         except TypeError as exc:

@@ -8,18 +8,27 @@ The JSON fallback is a ``std_msgs/String`` whose data is one object::
      "detections": [{"class_id": 0, "class_name": "face", "score": 0.93,
                      "box": [x1, y1, x2, y2], "keypoints": [[x, y], ...]}]}
 
+each detection as :meth:`Detection.to_dict` gives it, with what its task adds:
+``keypoint_scores``, ``angle`` and ``rotated_box`` (obb), ``mask`` (``area``, ``polygons``).
 Boxes are in pixels of the input image. vision_msgs carries the class id (as a string) and score
-in ``results`` and the box centre and size in ``bbox``; keypoints have no field there.
+in ``results``, the box centre, size and (obb) angle in ``bbox``; keypoints and masks have no
+field there. Masks go out as an instance-label image (:func:`masks_message`), the classes of a
+classification model also as ``vision_msgs/Classification``.
 """
 
 import json
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.imaging.annotate import instance_labels
+from hobot_npu_infer.ros.image_conversion import array_to_image_msg
+import numpy as np
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 FORMATS = ('auto', 'vision_msgs', 'json')
+MASK_TASKS = ('segment', 'semantic')  # the tasks whose detections have masks
 
 
 def vision_msgs_module() -> Optional[Any]:
@@ -47,12 +56,18 @@ def message_type(fmt: str):
     return vision_msgs_module().Detection2DArray if fmt == 'vision_msgs' else String
 
 
-def _set_center(bbox, cx: float, cy: float) -> None:
+def _set_center(bbox, cx: float, cy: float, theta: float) -> None:
     center = bbox.center
     if hasattr(center, 'position'):  # vision_msgs >= 4 (Humble, Jazzy)
         center.position.x, center.position.y = cx, cy
     else:  # vision_msgs 3 used geometry_msgs/Pose2D
         center.x, center.y = cx, cy
+    center.theta = theta
+
+
+def _set_hypothesis(hypothesis, det: Detection) -> None:
+    hypothesis.class_id = str(det.class_id)
+    hypothesis.score = float(det.score)
 
 
 def to_vision_msgs(header, detections: Sequence[Detection], module=None):
@@ -64,10 +79,9 @@ def to_vision_msgs(header, detections: Sequence[Detection], module=None):
         msg = module.Detection2D()
         msg.header = header
         hypothesis = module.ObjectHypothesisWithPose()
-        hypothesis.hypothesis.class_id = str(det.class_id)
-        hypothesis.hypothesis.score = float(det.score)
+        _set_hypothesis(hypothesis.hypothesis, det)
         msg.results.append(hypothesis)
-        _set_center(msg.bbox, (x1 + x2) / 2.0, (y1 + y2) / 2.0)
+        _set_center(msg.bbox, (x1 + x2) / 2.0, (y1 + y2) / 2.0, float(det.angle or 0.0))
         msg.bbox.size_x, msg.bbox.size_y = float(x2 - x1), float(y2 - y1)
         array.detections.append(msg)
     return array
@@ -85,6 +99,60 @@ def to_message(fmt: str, header, detections: Sequence[Detection], size: Tuple[in
     if fmt == 'vision_msgs':
         return to_vision_msgs(header, detections)
     return to_json_msg(header, detections, size)
+
+
+def masks_message(header, detections: Sequence[Detection], size: Tuple[int, int]) -> Image:
+    """
+    Return the instance-label image of the input's ``size``: i + 1 on detection i's mask, else 0.
+
+    mono8, or mono16 (little-endian) past 255 detections; ``i`` indexes the detections message
+    of the same stamp.
+    """
+    labels = instance_labels(detections, size)
+    if labels.dtype == np.uint8:
+        return array_to_image_msg(labels, 'mono8', header)
+    # array_to_image_msg packs bytes: the uint16 labels go in as a mono8 image twice as wide
+    msg = array_to_image_msg(labels.astype('<u2').view(np.uint8), 'mono8', header)
+    msg.encoding, msg.width = 'mono16', labels.shape[1]
+    return msg
+
+
+def classification(header, detections: Sequence[Detection], module=None):
+    """vision_msgs/Classification of a classification model's top classes, best first."""
+    module = module or vision_msgs_module()
+    msg = module.Classification()
+    msg.header = header
+    for det in detections:
+        hypothesis = module.ObjectHypothesis()
+        _set_hypothesis(hypothesis, det)
+        msg.results.append(hypothesis)
+    return msg
+
+
+class DetectionTopics:
+    """
+    One stream of detections on ROS: its detections topic and what its task adds.
+
+    ``<prefix>/masks`` for segment and semantic, ``<prefix>/classes`` for classify (vision_msgs
+    format only: the JSON detections already hold the classes). ``create(msg_type, topic,
+    qos)`` makes the node's own kind of publisher.
+    """
+
+    def __init__(self, create: Callable, fmt: str, task: str, prefix: str,
+                 detections_topic: str):
+        self.format = fmt
+        self.detections = create(message_type(fmt), detections_topic, 10)
+        self.masks = create(Image, f'{prefix}/masks', 5) if task in MASK_TASKS else None
+        self.classes = create(vision_msgs_module().Classification, f'{prefix}/classes', 10) \
+            if task == 'classify' and fmt == 'vision_msgs' else None
+
+    def publish(self, header, detections: Sequence[Detection], size: Tuple[int, int]) -> None:
+        """Publish one frame's detections with its header; ``size`` is the input image's."""
+        self.detections.publish(to_message(self.format, header, detections, size))
+        if self.masks is not None:
+            self.masks.publish(masks_message(header, detections, size))
+        if self.classes is not None:
+            self.classes.publish(classification(header, detections))
 
 
 def label_info(header, class_names: Sequence[str], module=None):

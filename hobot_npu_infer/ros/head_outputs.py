@@ -1,16 +1,18 @@
 """
 A packed model's heads on ROS: per input and head, a topic and statistics.
 
-A head with a decoder publishes ``<input>/<head>/detections`` (the node's detections format);
-a head without one publishes its raw outputs, output ``i`` as ``std_msgs/Float32MultiArray`` on
-``<input>/<head>/tensor_<i>`` (dimensions in ``layout.dim``; this message type has no header,
-so the frame's stamp is not carried). Each input and head has a diagnostics status
+A head with a decoder publishes ``<input>/<head>/detections`` (the node's detections format)
+and, by its task, ``<input>/<head>/masks`` or ``<input>/<head>/classes`` (see
+:class:`~hobot_npu_infer.ros.detection_msgs.DetectionTopics`); a head without one publishes its
+raw outputs, output ``i`` as ``std_msgs/Float32MultiArray`` on ``<input>/<head>/tensor_<i>``
+(dimensions in ``layout.dim``; this message type has no header, so the frame's stamp is not
+carried). Each input and head has a diagnostics status
 ``<node>: head <head> on <input>`` (see :mod:`status_names`).
 """
 
 import array
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import (
     HeadConfig,
@@ -25,7 +27,7 @@ from hobot_npu_infer.core.telemetry.health_reports import (
 )
 from hobot_npu_infer.core.telemetry.rolling_stats import LatencyWindow
 from hobot_npu_infer.core.telemetry.status_names import head_status
-from hobot_npu_infer.ros import detection_msgs
+from hobot_npu_infer.ros.detection_msgs import DetectionTopics
 import numpy as np
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
@@ -47,26 +49,27 @@ class HeadOutputs:
     """
     Per input and head: its publishers and latency windows, and its diagnostic status.
 
-    ``create_publisher(msg_type, topic, qos)`` is the node's own kind (lifecycle or not).
+    ``create_publisher(msg_type, topic, qos)`` is the node's own kind (lifecycle or not);
+    ``tasks`` names each decoding head's task (detect when not named).
     """
 
     def __init__(self, create_publisher: Callable, sources: Sequence[str],
                  heads: List[HeadConfig], fmt: str, outputs_per_head: Dict[str, int],
-                 window_s: float):
-        self.fmt = fmt
-        self.publishers: Dict[Tuple[str, str], list] = {}
+                 window_s: float, tasks: Optional[Dict[str, str]] = None):
+        self.detections: Dict[Tuple[str, str], DetectionTopics] = {}
+        self.tensors: Dict[Tuple[str, str], list] = {}
         self.latency: Dict[Tuple[str, str], Dict[str, LatencyWindow]] = {}
-        message_type = detection_msgs.message_type(fmt)
+        tasks = tasks or {}
         for source in sources:
             for head in heads:
-                key = (source, head.name)
+                key, prefix = (source, head.name), f'{source}/{head.name}'
                 if head.decoder:
-                    self.publishers[key] = [create_publisher(
-                        message_type, f'{source}/{head.name}/detections', 10)]
+                    self.detections[key] = DetectionTopics(
+                        create_publisher, fmt, tasks.get(head.name, 'detect'), prefix,
+                        f'{prefix}/detections')
                 else:
-                    self.publishers[key] = [
-                        create_publisher(Float32MultiArray,
-                                         f'{source}/{head.name}/tensor_{i}', 10)
+                    self.tensors[key] = [
+                        create_publisher(Float32MultiArray, f'{prefix}/tensor_{i}', 10)
                         for i in range(outputs_per_head[head.name])]
                 self.latency[key] = {stage: LatencyWindow(window_s) for stage in HEAD_STAGES}
 
@@ -74,12 +77,10 @@ class HeadOutputs:
                 outputs: List[HeadOutput]) -> None:
         for output in outputs:
             key = (source, output.head)
-            publishers = self.publishers[key]
             if output.detections is not None:
-                publishers[0].publish(detection_msgs.to_message(self.fmt, header,
-                                                                output.detections, size))
+                self.detections[key].publish(header, output.detections, size)
             else:
-                for publisher, tensor in zip(publishers, output.tensors):
+                for publisher, tensor in zip(self.tensors[key], output.tensors):
                     publisher.publish(tensor_message(tensor))
             now = time.monotonic()
             self.latency[key]['inference'].add(output.inference_ms, now)

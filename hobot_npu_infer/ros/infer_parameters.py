@@ -14,6 +14,7 @@ from hobot_npu_infer.core.backends.selection import AUTO
 from hobot_npu_infer.core.decoders import decoder_names
 from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig
+from hobot_npu_infer.core.pipeline.preprocess import CHANNEL_ORDERS, RESIZE_MODES
 from hobot_npu_infer.ros import detection_msgs
 from hobot_npu_infer.ros.param_specs import (
     boolean,
@@ -59,6 +60,21 @@ PARAMETERS = [
     strings('class_names', [], 'class names, when no labels file is given'),
     string('input_size', '', "model input WxH, e.g. 640x480 (empty: the model's own or the "
            "image's)", check=size_text),
+    number('preprocess.scale', 0.0, "(pixel * scale - mean) / std: the scale (0: the model's "
+           'own, e.g. 1/255 for YOLO)', 0.0, 1e6),
+    ParamSpec('preprocess.mean', [], "mean per channel after scaling (empty: the model's own)",
+              Parameter.Type.DOUBLE_ARRAY, True, None,
+              lambda v: None if len(v) in (0, 3) else 'needs three values, or none'),
+    ParamSpec('preprocess.std', [], "std per channel after scaling (empty: the model's own)",
+              Parameter.Type.DOUBLE_ARRAY, True, None,
+              lambda v: None if not v or (len(v) == 3 and all(x != 0 for x in v))
+              else 'needs three non-zero values, or none'),
+    string('preprocess.channel_order', '', "rgb or bgr (empty: the model's own)",
+           check=one_of(('',) + CHANNEL_ORDERS)),
+    string('preprocess.resize', '', "letterbox or stretch (empty: the model's own)",
+           check=one_of(('',) + RESIZE_MODES)),
+    integer('preprocess.pad_value', -1, "letterbox padding 0..255 (-1: the model's own, 114 for "
+            'YOLO)', -1, 255),
     integer('threads', 0, 'inference threads per runtime (0: one per core)', 0, 64),
     integer('max_batch_size', 0, 'frames of distinct inputs run together (0: one per input; '
             'a fixed-batch model uses its own size and pads)', 0, 64),
@@ -81,10 +97,12 @@ PARAMETERS = [
               lambda v: None if len(v) == 3 and all(x != 0 for x in v)
               else 'needs three non-zero values'),
     string('cache_dir', '', 'cache for converted built-in models (empty: ~/.cache)'),
-    number('score_threshold', 0.5, 'minimum detection score', 0.0, 1.0, read_only=False),
+    number('score_threshold', 0.0, "minimum detection score (0: the model's own: 0.25 for "
+           'Ultralytics exports, 0.5 for CenterFace)', 0.0, 1.0, read_only=False),
     string('detections_format', 'auto', 'auto (vision_msgs if installed), vision_msgs or json',
            check=one_of(detection_msgs.FORMATS)),
-    boolean('publish_debug_image', False, 'publish <input>/debug_image with boxes drawn'),
+    boolean('publish_debug_image', False,
+            'publish <input>/debug_image with the results drawn (boxes, masks, keypoints)'),
     number('expected_rate_hz', 0.0, 'WARN when an output rate is below this (0: off)', 0.0,
            1000.0, read_only=False),
     number('latency_budget_ms', 0.0, 'WARN when end-to-end p99 is above this (0: off)', 0.0,
@@ -172,6 +190,17 @@ class InferParameters:
         return HeadConfig(name, v['outputs'], v['file'], v['model_name'], v['decoder'],
                           v['class_names'], HeadRate(name, v['rate_hz'], v['every_n_frames'],
                                                      v['enabled']))
+
+    def preprocess(self, values: Dict[str, Any]) -> Dict[str, Any]:
+        """Return the pre-processing fields given (the rest are the model's own)."""
+        given = {'scale': values['preprocess.scale'] or None,
+                 'mean': tuple(values['preprocess.mean']) or None,
+                 'std': tuple(values['preprocess.std']) or None,
+                 'channel_order': values['preprocess.channel_order'] or None,
+                 'resize': values['preprocess.resize'] or None,
+                 'pad_value': None if values['preprocess.pad_value'] < 0
+                 else values['preprocess.pad_value']}
+        return {key: value for key, value in given.items() if value is not None}
 
     def value_after(self, changes: Changes, name: str, default: Any = 0) -> Any:
         """Return what parameter ``name`` holds once ``changes`` apply."""

@@ -75,6 +75,7 @@ class LoadedSettings:
     backend: str
     keep_nv12: bool  # a model that takes NV12 gets camera nv12 untouched (crops need BGR)
     summary: str  # the start-up line
+    model_score_threshold: float  # the model's own, which score_threshold 0 stands for
 
 
 class InferenceHost:
@@ -124,7 +125,7 @@ class InferenceHost:
             for name, value in changes.items():
                 field = head_field(name)
                 if name == 'score_threshold':
-                    pipeline.score_threshold = value
+                    pipeline.score_threshold = value or settings.model_score_threshold
                 elif name in THRESHOLD_PARAMETERS:
                     setattr(settings.thresholds, name, value)
                 elif field is not None and field[0] in heads:
@@ -180,7 +181,8 @@ class InferenceHost:
             decoder=p['decoder'], decoder_options=parse_options(p['decoder_options']),
             labels_file=p['labels_file'], class_names=p['class_names'],
             input_size=parse_size(p['input_size']) if p['input_size'] else None,
-            score_threshold=p['score_threshold'], cache_dir=p['cache_dir'] or None,
+            score_threshold=p['score_threshold'] or None, cache_dir=p['cache_dir'] or None,
+            preprocess=self.parameters.preprocess(p),
             num_runtimes=p['num_runtimes'], crop=CropConfig(
                 model=p['crop_model'], output=p['crop_output'], margin=p['crop_margin'],
                 class_names=p['crop_class_names'], max_batch=p['crop_max_batch'],
@@ -221,15 +223,20 @@ class InferenceHost:
                          f'batches of up to {pipeline.model.batch.fixed_size or max_batch} '
                          f'within {p["max_batch_delay_ms"]:g} ms, {len(pipeline.runtimes)} '
                          f'runtime(s)), inputs {", ".join(sources)}, detections as {fmt}'
-                         + (f'; {pipeline.backend_note}' if p['backend'] == AUTO else '')))
+                         + (f'; {pipeline.backend_note}' if p['backend'] == AUTO else '')
+                         + f'; model: {pipeline.model_note}'),
+                model_score_threshold=pipeline.score_threshold)
             self.sources = sources
             self.stats = {source: SourceStats(source, window) for source in sources}
             self.model_stats = ModelStats(p['model'], window, runtimes=len(pipeline.runtimes))
             if pipeline.backend is not None:
                 self.model_stats.npu_load = pipeline.backend.npu_load
             self.results = ResultPublishers(
-                self.node, self.managed, fmt, sources, outputs, p['publish_debug_image'], heads,
+                self.node, self.managed, fmt, sources, outputs, p['publish_debug_image'],
+                None if heads else pipeline.task, heads,
                 {name: len(head.model.outputs) for name, head in pipeline.packed.heads.items()}
+                if heads else {},
+                {name: d.decoder.task for name, d in pipeline.decoding.items()}
                 if heads else {}, window)
             # not a lifecycle publisher: the timer that uses it runs only while started
             self.diagnostics_pub = self.node.create_publisher(DiagnosticArray, '/diagnostics', 10)

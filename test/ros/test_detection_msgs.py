@@ -4,16 +4,23 @@ Detections as messages: the JSON fallback (real std_msgs) and vision_msgs.
 vision_msgs cannot be installed in the pip environment, so its path runs against a stand-in
 module with the message fields of vision_msgs 4 (Humble, Jazzy): Detection2DArray,
 Detection2D, ObjectHypothesisWithPose, BoundingBox2D with a Pose2D centre, LabelInfo,
-VisionClass.
+VisionClass, Classification. The masks topic also runs over real DDS.
 """
 
 import json
+import math
 import types
 
-from hobot_npu_infer.core.detection import Detection
+from hobot_npu_infer.core.detection import Detection, InstanceMask
 from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.streaming.batcher import Frame
+from hobot_npu_infer.core.streaming.stream_runner import FrameResult
 from hobot_npu_infer.ros import detection_msgs
+from hobot_npu_infer.ros.result_publishers import ResultPublishers
+import numpy as np
 import pytest
+from ros_harness import Listener
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
 
@@ -33,9 +40,11 @@ def fake_vision_msgs():
     array = message('Detection2DArray', header=Header, detections=list)
     vision_class = message('VisionClass', class_id=int, class_name=str)
     label_info = message('LabelInfo', header=Header, class_map=list, threshold=float)
+    classification = message('Classification', header=Header, results=list)
     return types.SimpleNamespace(Detection2DArray=array, Detection2D=detection,
                                  ObjectHypothesisWithPose=with_pose, LabelInfo=label_info,
-                                 VisionClass=vision_class)
+                                 VisionClass=vision_class, Classification=classification,
+                                 ObjectHypothesis=hypothesis)
 
 
 FACE = Detection((10.0, 20.0, 50.0, 80.0), 0.9, 0, 'face', ((20.0, 30.0),) * 5)
@@ -94,3 +103,126 @@ def test_format_resolution_with_vision_msgs(monkeypatch):
     monkeypatch.setattr(detection_msgs, 'vision_msgs_module', fake_vision_msgs)
     assert detection_msgs.resolve_format('auto') == 'vision_msgs'
     assert detection_msgs.message_type('vision_msgs') is not String
+
+
+# --- what each task adds -----------------------------------------------------------------------
+
+SHIP = Detection((50.0, 50.0, 110.0, 70.0), 0.8, 1, 'ship', angle=math.pi / 6)
+
+
+def square(x, y, side, class_id=0):
+    return Detection((float(x), float(y), float(x + side), float(y + side)), 0.9, class_id,
+                     'thing', mask=InstanceMask(x, y, np.ones((side, side), bool)))
+
+
+def pixels(image_msg, dtype=np.uint8):
+    return np.frombuffer(bytes(image_msg.data), dtype).reshape(image_msg.height, -1)
+
+
+def test_an_oriented_box_carries_its_angle_in_theta():
+    array = detection_msgs.to_vision_msgs(header(), [SHIP, CAT], fake_vision_msgs())
+    ship, cat = array.detections
+    assert ship.bbox.center.theta == pytest.approx(math.pi / 6)
+    assert (ship.bbox.center.position.x, ship.bbox.center.position.y) == (80.0, 60.0)
+    assert (ship.bbox.size_x, ship.bbox.size_y) == (60.0, 20.0)  # the unrotated box
+    assert cat.bbox.center.theta == 0.0
+
+
+def test_the_json_form_carries_what_every_task_adds():
+    person = Detection((0.0, 0.0, 10.0, 10.0), 0.7, 0, 'person', ((1.0, 2.0), (3.0, 4.0)),
+                       keypoint_scores=(0.9, 0.2))
+    detections = [person, SHIP, square(2, 3, 4)]
+    payload = json.loads(detection_msgs.to_json_msg(header(), detections, (64, 48)).data)
+    assert payload['detections'] == [d.to_dict() for d in detections]
+    pose, obb, seg = payload['detections']
+    assert pose['keypoint_scores'] == [0.9, 0.2]
+    assert obb['angle'] == pytest.approx(math.pi / 6)
+    assert seg['mask']['area'] == 16 and seg['mask']['polygons']
+
+
+def test_masks_are_an_instance_label_image_of_the_input_size():
+    first, second = square(0, 0, 20), square(10, 10, 20, class_id=3)
+    msg = detection_msgs.masks_message(header(), [first, second], (64, 48))
+    assert (msg.width, msg.height, msg.encoding, msg.step) == (64, 48, 'mono8', 64)
+    assert (msg.header.frame_id, msg.header.stamp.sec) == ('cam', 12)
+    labels = pixels(msg)
+    assert (labels[5, 5], labels[15, 15], labels[25, 25], labels[40, 60]) == (1, 1, 2, 0)
+    assert np.count_nonzero(labels == 1) == 400  # the earlier detection keeps the overlap
+
+
+def test_more_than_255_detections_give_a_mono16_label_image():
+    dots = [square(i % 100, i // 100, 1) for i in range(300)]
+    msg = detection_msgs.masks_message(header(), dots, (100, 4))
+    assert (msg.width, msg.height, msg.encoding, msg.step, msg.is_bigendian) == \
+        (100, 4, 'mono16', 200, 0)
+    labels = pixels(msg, np.dtype('<u2'))
+    assert labels.shape == (4, 100)
+    assert (labels[:3].reshape(-1) == np.arange(1, 301)).all() and not labels[3].any()
+
+
+def test_classification_holds_the_top_classes_best_first():
+    top = ((0.8, 7, 'tabby'), (0.15, 2, 'lynx'))
+    whole = [Detection((0.0, 0.0, 64.0, 48.0), s, c, n) for s, c, n in top]
+    msg = detection_msgs.classification(header(), whole, fake_vision_msgs())
+    assert msg.header.frame_id == 'cam'
+    assert [(r.class_id, r.score) for r in msg.results] == [('7', 0.8), ('2', 0.15)]
+
+
+class Recorder:
+    """Publishers that keep what they are given, by topic."""
+
+    def __init__(self):
+        self.topics = {}
+
+    def create(self, msg_type, topic, qos):
+        sent = self.topics.setdefault(topic, (msg_type, []))[1]
+        return types.SimpleNamespace(publish=sent.append)
+
+
+@pytest.mark.parametrize('task, fmt, extra', [
+    ('detect', 'json', None), ('pose', 'vision_msgs', None), ('obb', 'vision_msgs', None),
+    ('segment', 'json', 'masks'), ('semantic', 'vision_msgs', 'masks'),
+    ('classify', 'vision_msgs', 'classes'), ('classify', 'json', None)])
+def test_each_task_publishes_its_detections_and_what_it_adds(monkeypatch, task, fmt, extra):
+    module = fake_vision_msgs()
+    monkeypatch.setattr(detection_msgs, 'vision_msgs_module', lambda: module)
+    recorder = Recorder()
+    topics = detection_msgs.DetectionTopics(recorder.create, fmt, task, '/cam', '/cam/found')
+    detections = [square(0, 0, 8)]
+    topics.publish(header(), detections, (32, 16))
+    expected = {'/cam/found'} | ({f'/cam/{extra}'} if extra else set())
+    assert set(recorder.topics) == expected
+    msg_type, [found] = recorder.topics['/cam/found']
+    assert isinstance(found, String if fmt == 'json' else module.Detection2DArray)
+    if extra == 'masks':
+        msg_type, [msg] = recorder.topics['/cam/masks']
+        assert msg_type is Image and (msg.width, msg.height) == (32, 16)
+    if extra == 'classes':
+        msg_type, [msg] = recorder.topics['/cam/classes']
+        assert isinstance(msg, msg_type) and msg.results[0].class_id == '0'
+
+
+def test_masks_topic_over_dds():
+    """A segmenting model's masks reach a subscriber with the frame's header, size and labels."""
+    with Listener('masks_sender') as sender, Listener('masks_listener') as listener:
+        listener.subscribe(Image, '/cam/image_raw/masks')
+        listener.subscribe(String, '/cam/image_raw/detections')
+        results = ResultPublishers(sender.node, False, 'json', ['/cam/image_raw'],
+                                   ['/cam/image_raw/detections'], False, 'segment', [], {}, {},
+                                   10.0)
+        publisher = results.detections['/cam/image_raw'].masks
+        assert listener.wait_for(lambda: publisher.get_subscription_count() > 0, timeout=30)
+        frame = Frame('/cam/image_raw', None, meta=header())
+        image = np.zeros((48, 64, 3), np.uint8)
+        results.publish(FrameResult(frame, image, 'bgr', [square(4, 4, 10), square(30, 20, 6)]))
+        assert listener.wait_for(lambda: listener.received('/cam/image_raw/masks') and
+                                 listener.received('/cam/image_raw/detections'), timeout=30)
+        [masks] = listener.received('/cam/image_raw/masks')
+        [found] = listener.received('/cam/image_raw/detections')
+        assert (masks.header.stamp.sec, masks.header.stamp.nanosec) == \
+            detection_msgs.stamp_of(found) == (12, 345)
+        assert (masks.width, masks.height, masks.encoding) == (64, 48, 'mono8')
+        labels = pixels(masks)
+        areas = [d['mask']['area'] for d in detection_msgs.detections_from_message(found)]
+        assert [np.count_nonzero(labels == i + 1) for i in range(2)] == areas == [100, 36]
+        results.destroy()

@@ -45,25 +45,26 @@ def test_cluster_suppression_is_greedy():
     assert keep.tolist() == [0, 2]
 
 
-def test_iou_threshold_boundary_drops_at_equal_and_keeps_below():
+def test_iou_threshold_boundary_keeps_at_equal_and_drops_above():
     # Two 10x10 boxes offset so intersection = 50, union = 150: IoU exactly 1/3 (0.5 is exact too)
     a, b = [0, 0, 10, 10], [5, 0, 15, 10]
     boxes = boxes_of(a, b)
     assert iou(a, b) == pytest.approx(1 / 3)
     scores = scores_of(0.9, 0.8)
-    # IoU == threshold: dropped (">= threshold" suppresses)
+    # IoU == threshold: kept (only "> threshold" suppresses, as torchvision and Ultralytics)
     half = boxes_of([0, 0, 10, 10], [0, 0, 10, 20])  # inter 100, union 200: IoU exactly 0.5
-    assert nms(half, scores, 0.5).tolist() == [0]
-    assert nms(half, scores, np.nextafter(0.5, 1.0)).tolist() == [0, 1]
+    assert nms(half, scores, 0.5).tolist() == [0, 1]
+    assert nms(half, scores, np.nextafter(0.5, 0.0)).tolist() == [0]
     # just above / below the 1/3 IoU
     assert nms(boxes, scores, 0.34).tolist() == [0, 1]
     assert nms(boxes, scores, 0.33).tolist() == [0]
 
 
-def test_threshold_one_drops_only_identical_boxes():
+def test_threshold_one_suppresses_nothing():
+    # no IoU exceeds 1, not even of identical boxes
     boxes = boxes_of([0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10.5])
     keep = nms(boxes, scores_of(0.9, 0.8, 0.7), 1.0)
-    assert keep.tolist() == [0, 2]
+    assert keep.tolist() == [0, 1, 2]
 
 
 def test_empty_input():
@@ -129,7 +130,7 @@ def test_matches_brute_force_reference():
     keep = nms(boxes, scores, 0.4)
     expected = []
     for i in np.argsort(-scores):
-        if all(iou(boxes[i].astype(float), boxes[j].astype(float)) < 0.4 for j in expected):
+        if all(iou(boxes[i].astype(float), boxes[j].astype(float)) <= 0.4 for j in expected):
             expected.append(int(i))
     assert keep.tolist() == expected
 

@@ -527,7 +527,7 @@ def test_bad_images_raise_image_error():
 
 
 @pytest.mark.parametrize('options', [
-    {'resize': 'crop'},
+    {'resize': 'fill'},
     {'channel_order': 'gbr'},
     {'layout': 'NCWH'},
     {'size_multiple': 0},
@@ -556,3 +556,17 @@ def test_default_and_valid_configs_validate():
     PreprocessConfig(resize='stretch', channel_order='bgr', layout='NHWC', size_multiple=32,
                      input_size=(1, 1), dtype='float16', pad_value=0).validate()
     PreprocessConfig(dtype='uint8', pad_value=255).validate()
+
+
+def test_crop_scales_the_short_side_and_cuts_the_long_sides_ends():
+    """As torchvision's Resize(224) then CenterCrop(224), which Ultralytics feeds classifiers."""
+    image = np.random.default_rng(3).integers(0, 256, (1080, 810, 3), np.uint8)
+    pre = Preprocessor(PreprocessConfig(resize='crop', channel_order='bgr'),
+                       nhwc_spec(224, 224, np.uint8))
+    batch = pre.prepare([image])
+    [transform] = batch.transforms
+    resized = cv2.resize(image, (224, 298), interpolation=cv2.INTER_AREA)  # int(224 * 1080 / 810)
+    np.testing.assert_array_equal(batch.tensor[0], resized[37:261])  # round((298 - 224) / 2)
+    assert (transform.pad_x, transform.pad_y) == (0, -37)
+    np.testing.assert_allclose(transform.points_to_source(np.float32([[112, 112]])),
+                               [[405, 540]], atol=2)  # the centre stays the centre

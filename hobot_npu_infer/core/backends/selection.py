@@ -60,6 +60,24 @@ def with_input_size(options: Mapping[str, object], size) -> Dict[str, object]:
     return options
 
 
+def with_normalisation(options: Mapping[str, object], preprocess) -> Dict[str, object]:
+    """
+    Pass the pipeline's normalisation on to rknn, which builds it into the model it compiles.
+
+    ``(pixel * scale - mean) / std`` is rknn's ``(pixel - mean / scale) / (std / scale)``; the
+    pixels arrive as uint8 in the pipeline's channel order. Options of its own win.
+    """
+    options = dict(options)
+    scale = preprocess.scale
+    given = set(options)
+    if not {'mean', 'rknn.mean', 'std', 'rknn.std'} & given:
+        options['rknn.mean'] = [m / scale for m in preprocess.mean]
+        options['rknn.std'] = [s / scale for s in preprocess.std]
+    if not {'channel_order', 'rknn.channel_order'} & given:
+        options['rknn.channel_order'] = preprocess.channel_order
+    return options
+
+
 def _for(chosen: str, options: Mapping[str, object]) -> Dict[str, object]:
     """Keys written ``backend.key`` apply only when that backend is chosen; plain keys always."""
     out = {}

@@ -1,34 +1,53 @@
 """Decoder interface and registry: raw model outputs to detections in model-input pixels."""
 
 from abc import ABC, abstractmethod
-from typing import List, Sequence, Tuple
+from types import MappingProxyType
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from hobot_npu_infer.core.decoders.nms import batched_nms
-from hobot_npu_infer.core.detection import RawDetections
+from hobot_npu_infer.core.detection import RawDetections, TASKS
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
 from hobot_npu_infer.core.implementations import Registry
 import numpy as np
+
+# What Ultralytics' predictors and the YOLO zoos feed their models: a letterbox on grey 114, RGB,
+# pixels over 255.
+YOLO_PREPROCESS: Mapping[str, object] = MappingProxyType(
+    {'resize': 'letterbox', 'pad_value': 114, 'channel_order': 'rgb', 'scale': 1 / 255})
+MAX_NMS = 30000  # candidates NMS sees at most, the best scores (Ultralytics' max_nms)
 
 
 class Decoder(ABC):
     """
     Turns a batch of outputs into one :class:`RawDetections` per image.
 
-    Subclasses find the candidates of one image; thresholding order, per-class NMS and the
-    detection cap are shared here so every layout behaves the same.
+    Subclasses find the candidates of one image; thresholding order, the garbage filter and the
+    detection cap are shared here so every layout behaves the same. :meth:`suppress` is per-class
+    NMS unless a layout needs another (rotated boxes) or none (end-to-end models).
     """
 
     name: str
+    task = 'detect'  # one of detection.TASKS: what the detections carry
+    preprocess: Mapping[str, object] = MappingProxyType({})  # PreprocessConfig overrides it needs
+    default_score_threshold = 0.5
+    default_nms_threshold = 0.45
     num_keypoints = 0
     num_outputs = 1
 
-    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300):
+    def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300):
+        if nms_threshold is None:
+            nms_threshold = self.default_nms_threshold
         if not 0.0 < nms_threshold <= 1.0:
             raise ConfigError(f'nms_threshold must be within (0, 1], got {nms_threshold}')
         if max_detections < 1:
             raise ConfigError(f'max_detections must be >= 1, got {max_detections}')
         self.nms_threshold = nms_threshold
         self.max_detections = max_detections
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.task not in TASKS:
+            raise TypeError(f'{cls.__name__}.task must be one of {TASKS}, got {cls.task!r}')
 
     def decode(self, outputs: Sequence[np.ndarray], input_size: Tuple[int, int],
                score_threshold: float, batch_size: int = 0) -> List[RawDetections]:
@@ -46,19 +65,59 @@ class Decoder(ABC):
             # Garbage from a backend (NaN, infinities) makes no detection and no warning.
             with np.errstate(invalid='ignore', over='ignore', divide='ignore'):
                 raw = self.candidates(outputs, b, input_size, score_threshold)
-            finite = np.isfinite(raw.scores) & np.isfinite(raw.boxes).all(axis=1)
-            if raw.keypoints is not None:
-                finite &= np.isfinite(raw.keypoints).all(axis=(1, 2))
-            raw = raw.select(finite)
-            keep = batched_nms(raw.boxes, raw.scores, raw.class_ids,
-                               self.nms_threshold, self.max_detections)
-            results.append(raw.select(keep))
+                raw = raw.select(finite_rows(raw))
+                results.append(raw.select(self.suppress(raw)))
         return results
 
     @abstractmethod
     def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
                    score_threshold: float) -> RawDetections:
         """All detections of image ``b`` scoring above ``score_threshold``, before NMS."""
+
+    def suppress(self, raw: RawDetections) -> np.ndarray:
+        """Return the indices of the detections kept, best first: NMS, then the cap."""
+        best = top_scores(raw.scores, MAX_NMS)
+        return best[self.nms(raw.select(best))]
+
+    def nms(self, raw: RawDetections) -> np.ndarray:
+        """Return the indices :meth:`suppress` keeps of the best candidates: per-class NMS."""
+        return batched_nms(raw.boxes, raw.scores, raw.class_ids, self.nms_threshold,
+                           self.max_detections)
+
+
+class MultiClassDecoder(Decoder):
+    """A decoder of C classes: C from the ``num_classes`` option, else from the output shapes."""
+
+    def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
+                 num_classes: Optional[int] = None):
+        super().__init__(nms_threshold, max_detections)
+        if num_classes is not None and (isinstance(num_classes, bool)
+                                        or not isinstance(num_classes, int) or num_classes < 1):
+            raise ConfigError(f'{self.name} num_classes must be a positive integer, '
+                              f'got {num_classes!r}')
+        self.num_classes = num_classes
+
+
+def finite_rows(raw: RawDetections) -> np.ndarray:
+    """Return which detections have only finite values in every per-detection field."""
+    finite = np.ones(len(raw.scores), bool)
+    for values in (raw.scores, raw.boxes, raw.keypoints, raw.keypoint_scores, raw.angles,
+                   raw.mask_coefficients):
+        if values is not None:
+            finite &= np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
+    return finite
+
+
+def first(raw: RawDetections, max_detections: int) -> np.ndarray:
+    """Return the indices of the first ``max_detections`` detections: the cap without NMS."""
+    return np.arange(min(len(raw.scores), max_detections))
+
+
+def top_scores(scores: np.ndarray, limit: int) -> np.ndarray:
+    """Return the indices of the ``limit`` best scores (all of them when fewer), in input order."""
+    if len(scores) <= limit:
+        return np.arange(len(scores))
+    return np.sort(np.argsort(-scores, kind='stable')[:limit])
 
 
 def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:

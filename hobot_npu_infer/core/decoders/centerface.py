@@ -1,5 +1,6 @@
 """CenterFace: stride-4 heatmap, log-scale box size, centre offset and 5 landmarks per cell."""
 
+from types import MappingProxyType
 from typing import Sequence, Tuple
 
 from hobot_npu_infer.core.decoders.base import Decoder, expect_rank, register_decoder
@@ -19,11 +20,11 @@ class CenterFaceDecoder(Decoder):
     landmarks [B,10,h,w] (a packed model's face head may leave them to a slower head).
     """
 
+    preprocess = MappingProxyType({'resize': 'stretch', 'size_multiple': 32,
+                                   'channel_order': 'rgb'})
+    default_nms_threshold = 0.3
     num_keypoints = 5
     num_outputs = 3
-
-    def __init__(self, nms_threshold: float = 0.3, max_detections: int = 300):
-        super().__init__(nms_threshold, max_detections)
 
     def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
                    score_threshold: float) -> RawDetections:

@@ -4,7 +4,7 @@ SSD-style post-processed outputs: boxes, classes and scores already decoded.
 Coordinates are 0..1.
 """
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from hobot_npu_infer.core.decoders.base import Decoder, expect_rank, register_decoder
 from hobot_npu_infer.core.detection import RawDetections
@@ -24,7 +24,7 @@ class SsdDecoder(Decoder):
     TensorFlow's detection post-process, as in most SSD exports.
     """
 
-    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
+    def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
                  output_roles: Sequence[str] = ROLES[:3], box_order: str = 'yxyx',
                  class_offset: int = 0):
         super().__init__(nms_threshold, max_detections)

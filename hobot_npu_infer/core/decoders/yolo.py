@@ -1,16 +1,26 @@
 """
-YOLO heads already decoded to boxes by the exporter.
+YOLO heads already decoded to boxes by the exporter, before NMS.
 
-YOLOv8 (anchor-free) and YOLOv5 (objectness).
+YOLOv8 (anchor-free: YOLOv8, YOLO11, YOLOv5u, YOLO26 without end-to-end) for every task, and
+YOLOv5 (objectness). The task's own values follow the class scores (see ``yolo_tasks``).
 """
 
 from typing import Optional, Sequence, Tuple
 
 from hobot_npu_infer.core.decoders.base import (
     cxcywh_to_xyxy,
-    Decoder,
     expect_rank,
+    MultiClassDecoder,
     register_decoder,
+    YOLO_PREPROCESS,
+)
+from hobot_npu_infer.core.decoders.nms import rotated_nms
+from hobot_npu_infer.core.decoders.yolo_tasks import (
+    DetectHead,
+    ObbHead,
+    PoseHead,
+    SegmentHead,
+    xywhr,
 )
 from hobot_npu_infer.core.detection import RawDetections
 from hobot_npu_infer.core.errors import OutputLayoutError
@@ -36,36 +46,41 @@ def _predictions(output: np.ndarray, b: int, channels: Optional[int], min_channe
     return pred
 
 
-class _DecodedYolo(Decoder):
+class _DecodedYolo(DetectHead, MultiClassDecoder):
     """
-    One output of predictions, each cx cy w h, ``fields - 4`` more values, then C class scores.
+    One output of predictions, each cx cy w h, ``fields - 4`` more values, C class scores, extras.
 
-    Both exports differ only there and in how a class score is made, so the rest is shared.
+    Both exports differ only there and in how a class score is made, so the rest is shared; the
+    task head names the extras.
     """
 
     fields = 4  # channels before the class scores
     channels_first = True  # the exporter's layout, for a square output
-
-    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
-                 num_classes: Optional[int] = None):
-        super().__init__(nms_threshold, max_detections)
-        self.channels = None if num_classes is None else self.fields + num_classes
+    preprocess = YOLO_PREPROCESS
+    default_score_threshold = 0.25
+    default_nms_threshold = 0.7  # Ultralytics' iou
 
     def candidates(self, outputs: Sequence[np.ndarray], b: int, input_size: Tuple[int, int],
                    score_threshold: float) -> RawDetections:
-        pred = _predictions(outputs[0], b, self.channels, self.fields + 1, self.channels_first,
-                            f'{self.name} output')
-        pred, class_scores = self.class_scores(pred, score_threshold)
-        class_ids = np.argmax(class_scores, axis=1)
-        scores = class_scores[np.arange(pred.shape[0]), class_ids]
-        keep = scores > score_threshold
-        return RawDetections(cxcywh_to_xyxy(pred[keep, :4]), scores[keep].astype(np.float32),
-                             class_ids[keep].astype(np.int64))
+        extra = self.extra_channels(outputs)
+        channels = None if self.num_classes is None else self.fields + self.num_classes + extra
+        pred = _predictions(self.predictions_output(outputs), b, channels,
+                            self.fields + 1 + extra, self.channels_first,
+                            f'{self.name} output (cx cy w h{" obj" * (self.fields - 4)} + C '
+                            f'classes{self.extra_names})')
+        end = pred.shape[1] - extra
+        pred, class_scores = self.class_scores(pred, end, score_threshold)
+        scores = class_scores.max(axis=1)
+        keep = scores > score_threshold  # the best class only of these: few, on a strided view
+        class_ids = np.argmax(class_scores[keep], axis=1)
+        raw = RawDetections(cxcywh_to_xyxy(pred[keep, :4]), scores[keep].astype(np.float32),
+                            class_ids.astype(np.int64))
+        return self.attach(raw, pred[keep, end:], outputs, b)
 
-    def class_scores(self, pred: np.ndarray,
+    def class_scores(self, pred: np.ndarray, end: int,
                      score_threshold: float) -> Tuple[np.ndarray, np.ndarray]:
-        """Return the predictions worth scoring, and the class scores of each of them."""
-        return pred, pred[:, 4:]
+        """Return the predictions worth scoring, and the class scores (channels to ``end``)."""
+        return pred, pred[:, 4:end]
 
 
 @register_decoder('yolov8')
@@ -79,8 +94,28 @@ class YoloV5Decoder(_DecodedYolo):
 
     fields = 5
     channels_first = False
+    default_nms_threshold = 0.45  # the YOLOv5 repository's iou_thres
 
-    def class_scores(self, pred: np.ndarray,
+    def class_scores(self, pred: np.ndarray, end: int,
                      score_threshold: float) -> Tuple[np.ndarray, np.ndarray]:
         pred = pred[pred[:, 4] > score_threshold]  # objectness bounds the final score
-        return pred, pred[:, 5:] * pred[:, 4:5]
+        return pred, pred[:, 5:end] * pred[:, 4:5]
+
+
+@register_decoder('yolov8_seg')
+class YoloV8SegDecoder(SegmentHead, YoloV8Decoder):
+    """``[B, 4+C+M, N]`` and prototypes ``[B, M, h, w]``: M mask coefficients after the classes."""
+
+
+@register_decoder('yolov8_pose')
+class YoloV8PoseDecoder(PoseHead, YoloV8Decoder):
+    """``[B, 4+C+K*D, N]``: K keypoints (x y, visibility when D is 3) after the classes."""
+
+
+@register_decoder('yolov8_obb')
+class YoloV8ObbDecoder(ObbHead, YoloV8Decoder):
+    """``[B, 4+C+1, N]``: the angle in radians after the classes; rotated NMS."""
+
+    def nms(self, raw: RawDetections) -> np.ndarray:
+        return rotated_nms(xywhr(raw), raw.scores, raw.class_ids, self.nms_threshold,
+                           self.max_detections)

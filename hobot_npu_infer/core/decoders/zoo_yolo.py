@@ -37,9 +37,10 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from hobot_npu_infer.core.decoders.base import (
     cxcywh_to_xyxy,
-    Decoder,
     expect_rank,
+    MultiClassDecoder,
     register_decoder,
+    YOLO_PREPROCESS,
 )
 from hobot_npu_infer.core.detection import RawDetections
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
@@ -90,20 +91,19 @@ class Level(NamedTuple):
     indices: Tuple[int, ...]
 
 
-class PerStrideDecoder(Decoder):
+class PerStrideDecoder(MultiClassDecoder):
     """Outputs per stride, matched by grid; the registered names configure layout and sigmoid."""
 
+    preprocess = YOLO_PREPROCESS
+    default_score_threshold = 0.25
     layout = 'nhwc'  # the zoo's default; an option overrides it
     apply_sigmoid = True
     outputs_per_stride: Tuple[int, ...] = (1,)
 
-    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
+    def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
                  num_classes: Optional[int] = None, strides: Sequence[int] = DEFAULT_STRIDES,
                  layout: Optional[str] = None, apply_sigmoid: Optional[bool] = None):
-        super().__init__(nms_threshold, max_detections)
-        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
-            raise ConfigError(f'{self.name} num_classes must be a positive integer, '
-                              f'got {num_classes!r}')
+        super().__init__(nms_threshold, max_detections, num_classes)
         strides = tuple(strides)
         if not strides or any(not isinstance(s, int) or s < 1 for s in strides) \
                 or len(set(strides)) != len(strides):
@@ -118,7 +118,6 @@ class PerStrideDecoder(Decoder):
                 raise ConfigError(f'{self.name} apply_sigmoid must be true or false, '
                                   f'got {apply_sigmoid!r}')
             self.apply_sigmoid = apply_sigmoid
-        self.num_classes = num_classes
         self.strides = strides
         self.num_outputs = len(strides) * min(self.outputs_per_stride)
         self._plan: Tuple[object, object] = (None, None)  # (shapes and input size, plan)
@@ -242,7 +241,7 @@ class DflDecoder(PerStrideDecoder):
 
     outputs_per_stride = (2, 3)
 
-    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
+    def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
                  num_classes: Optional[int] = None, strides: Sequence[int] = DEFAULT_STRIDES,
                  layout: Optional[str] = None, apply_sigmoid: Optional[bool] = None,
                  reg_max: int = 16):
@@ -314,7 +313,7 @@ class AnchorDecoder(PerStrideDecoder):
     scores.
     """
 
-    def __init__(self, nms_threshold: float = 0.45, max_detections: int = 300,
+    def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
                  num_classes: Optional[int] = None, strides: Sequence[int] = DEFAULT_STRIDES,
                  layout: Optional[str] = None, apply_sigmoid: Optional[bool] = None,
                  anchors: Sequence = YOLOV5_ANCHORS):

@@ -44,13 +44,20 @@ def fit(source_size: Tuple[int, int], target_size: Tuple[int, int], mode: str) -
     Where an image of ``source_size`` lands inside ``target_size``.
 
     ``stretch`` scales each axis to fill; ``letterbox`` keeps the aspect ratio and centres the
-    image between pad bands. Scales are the resized pixel size over the source size, exactly what
-    ``cv2.resize`` maps with, so mapping back has no rounding error.
+    image between pad bands; ``crop`` scales the short side to fit and cuts the long side's
+    ends off (a negative pad), as classifiers are fed (torchvision's Resize then CenterCrop).
+    Scales are the resized pixel size over the source size, exactly what ``cv2.resize`` maps
+    with, so mapping back has no rounding error.
     """
     w, h = source_size
     tw, th = target_size
     if mode == 'stretch':
         return ImageTransform(source_size, tw / w, th / h)
+    if mode == 'crop':
+        s = max(tw / w, th / h)
+        nw, nh = (tw, max(th, int(h * s))) if tw / w >= th / h else (max(tw, int(w * s)), th)
+        return ImageTransform(source_size, nw / w, nh / h, -int(round((nw - tw) / 2)),
+                              -int(round((nh - th) / 2)))
     s = min(tw / w, th / h)
     nw, nh = min(tw, max(1, round(w * s))), min(th, max(1, round(h * s)))
     return ImageTransform(source_size, nw / w, nh / h, (tw - nw) // 2, (th - nh) // 2)

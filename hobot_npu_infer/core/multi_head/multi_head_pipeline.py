@@ -13,8 +13,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from hobot_npu_infer.core.backends.selection import open_backend, with_input_size
 from hobot_npu_infer.core.decoders import create_decoder, Decoder
+from hobot_npu_infer.core.decoders.base import DECODERS
 from hobot_npu_infer.core.detection import Detection, to_detections
 from hobot_npu_infer.core.errors import ConfigError
+from hobot_npu_infer.core.imaging.source_mapping import to_source
 from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.multi_head.graph_split import HeadSpec
 from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate, HeadScheduler
@@ -30,11 +32,8 @@ from hobot_npu_infer.core.pipeline.contract import (
     run_blank_frame,
     SourceImage,
 )
-from hobot_npu_infer.core.pipeline.detection_pipeline import (
-    PipelineConfig,
-    preprocess_config,
-    to_source,
-)
+from hobot_npu_infer.core.pipeline.model_settings import host_preprocess, preprocess_settings
+from hobot_npu_infer.core.pipeline.pipeline_config import PipelineConfig
 from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch, Preprocessor
 import numpy as np
 
@@ -104,6 +103,9 @@ class MultiHeadPipeline:
         self.backend = None
         self.backend_note = ''  # which backend runs, and why when ``auto`` chose it
         self.model_path = ''  # the model file the heads were split from ('' for a pack)
+        self.model_note = ', '.join(f'head {name}: decoder {d.decoder.name}, '
+                                    f'{len(d.class_names)} class(es)'
+                                    for name, d in decoding.items())
 
     @property
     def score_threshold(self) -> float:
@@ -149,14 +151,22 @@ class MultiHeadPipeline:
             raise ConfigError('give every head either its outputs (a split of the model file) '
                               'or its own file or model_name (a pack), not a mix')
         packed = load()
-        threshold = config.score_threshold if config.score_threshold is not None else \
-            (profile.score_threshold if profile else 0.5)
+
+        def threshold(decoder: str) -> float:
+            if config.score_threshold is not None:
+                return config.score_threshold
+            return profile.score_threshold if profile else \
+                DECODERS.lookup(decoder).default_score_threshold
         decoding = {h.name: HeadDecoding(create_decoder(h.decoder), list(h.class_names) or
                                          (list(profile.class_names) if profile else []),
-                                         threshold)
+                                         threshold(h.decoder))
                     for h in heads if h.decoder}
-        pipeline = cls(packed, Preprocessor(preprocess_config(config, profile), packed.input),
-                       [h.rate for h in heads], decoding)
+        # The trunk's input is prepared as the first decoded head's family expects.
+        first_decoder = next((h.decoder for h in heads if h.decoder), '')
+        preprocess, _ = host_preprocess(preprocess_settings(config, profile, first_decoder),
+                                        packed.input)
+        pipeline = cls(packed, Preprocessor(preprocess, packed.input), [h.rate for h in heads],
+                       decoding)
         pipeline.loader = load
         if all(h.outputs for h in heads):
             pipeline.model_path = resolved.path
@@ -225,7 +235,8 @@ class MultiHeadPipeline:
             if decoding is not None:
                 raws = decoding.decoder.decode(tensors, batch.input_size,
                                                decoding.score_threshold, len(batch.transforms))
-                found = [to_detections(to_source(raw, transform), decoding.class_names)
+                found = [to_detections(to_source(raw, transform, batch.input_size,
+                                                 decoding.decoder.task), decoding.class_names)
                          for raw, transform in zip(raws, batch.transforms)]
             per_head[name] = (tensors, found, (ran - start) * 1e3,
                               (time.perf_counter() - ran) * 1e3)

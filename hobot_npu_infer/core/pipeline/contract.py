@@ -47,6 +47,7 @@ class Pipeline(Protocol):
     score_threshold: float
     backend: Optional[Backend]
     backend_note: str  # which backend runs, and why when ``auto`` chose it
+    model_note: str  # what the model runs with, and what of it was inferred from the file
     model_path: str  # the file a reload reads ('' when there is no single file)
 
     def plan(self, source: str, received: float) -> Optional[FramePlan]:

@@ -5,17 +5,22 @@ The stages are separate methods so callers (nodes, batchers) can run them on dif
 and overlap pre-processing of one frame with inference of another.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from hobot_npu_infer.core.backends import Backend, Model, select_model
-from hobot_npu_infer.core.backends.selection import open_backend, with_input_size
-from hobot_npu_infer.core.decoders import create_decoder, Decoder, decoder_names
-from hobot_npu_infer.core.detection import Detection, RawDetections, to_detections
+from hobot_npu_infer.core.backends.selection import (
+    open_backend,
+    with_input_size,
+    with_normalisation,
+)
+from hobot_npu_infer.core.decoders import create_decoder, Decoder
+from hobot_npu_infer.core.detection import Detection, to_detections
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
-from hobot_npu_infer.core.models.builtin_models import ModelProfile, resolve_model, ResolvedModel
-from hobot_npu_infer.core.models.labels import resolve_class_names
+from hobot_npu_infer.core.imaging.source_mapping import to_source
+from hobot_npu_infer.core.models.builtin_models import resolve_model, ResolvedModel
+from hobot_npu_infer.core.models.model_file import read_model_file
 from hobot_npu_infer.core.pipeline.contract import (
     BatchOutcome,
     EVERYTHING,
@@ -23,41 +28,11 @@ from hobot_npu_infer.core.pipeline.contract import (
     run_blank_frame,
     SourceImage,
 )
-from hobot_npu_infer.core.pipeline.crop_stage import CropConfig, CropStage
-from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch, PreprocessConfig, Preprocessor
+from hobot_npu_infer.core.pipeline.crop_stage import CropStage
+from hobot_npu_infer.core.pipeline.model_settings import choose_settings, host_preprocess
+from hobot_npu_infer.core.pipeline.pipeline_config import PipelineConfig
+from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch, Preprocessor
 import numpy as np
-
-
-@dataclass
-class PipelineConfig:
-    """Everything needed to build a :class:`DetectionPipeline`; defaults run CenterFace on CPU."""
-
-    model: str = 'centerface'
-    model_name: str = ''  # one model of a multi-model file; empty: the file's only model
-    backend: str = 'onnxruntime'
-    backend_options: Dict[str, object] = field(default_factory=dict)
-    decoder: str = ''  # empty: the built-in model's own decoder
-    decoder_options: Dict[str, object] = field(default_factory=dict)
-    input_size: Optional[Tuple[int, int]] = None  # (W, H); None: model's fixed size or image's
-    score_threshold: Optional[float] = None  # None: the built-in model's own, else 0.5
-    class_names: Sequence[str] = ()
-    labels_file: str = ''
-    preprocess: Dict[str, object] = field(default_factory=dict)  # PreprocessConfig overrides
-    cache_dir: Optional[str] = None
-    num_runtimes: int = 1  # engine instances run concurrently; 0: the backend's (NPU cores)
-    crop: Optional[CropConfig] = None  # a second model on the detections' crops
-
-
-def preprocess_config(config: PipelineConfig, profile: Optional[ModelProfile]) -> PreprocessConfig:
-    """Return the built-in model's pre-processing, overridden by the configuration's."""
-    preprocess = dict(profile.preprocess) if profile else {}
-    preprocess.update(config.preprocess)
-    if config.input_size is not None:
-        preprocess['input_size'] = tuple(config.input_size)
-    try:
-        return PreprocessConfig(**preprocess)
-    except TypeError as exc:
-        raise ConfigError(f'bad pre-processing option: {exc}') from None
 
 
 @dataclass
@@ -90,16 +65,26 @@ class DetectionPipeline:
         self.model_path = ''
         self.backend: Optional[Backend] = None
         self.backend_note = ''  # which backend runs, and why when ``auto`` chose it
+        self.model_note = ''  # what the model runs with, and what of it was inferred
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> 'DetectionPipeline':
+        """
+        Build the pipeline; what the configuration leaves out comes from the model itself.
+
+        ``pipeline.model_note`` says in one line what was inferred and from where.
+        """
         resolved: ResolvedModel = resolve_model(config.model, config.cache_dir)
-        profile = resolved.profile
         if not 0 <= config.num_runtimes <= 64:
             raise ConfigError(f"num_runtimes must be within 0..64 (0: the backend's choice), "
                               f'got {config.num_runtimes}')
+        model_file = read_model_file(resolved.path)
+        settings = choose_settings(config, resolved.profile, model_file)  # None: after loading
+        options = with_input_size(config.backend_options, config.input_size or (
+            settings.preprocess.input_size if settings else None))
         backend, backend_note = open_backend(
-            config.backend, with_input_size(config.backend_options, config.input_size))
+            config.backend, with_normalisation(options, settings.preprocess) if settings
+            else options)
         num_runtimes = config.num_runtimes or backend.default_runtimes
 
         def load_runtimes() -> List[Model]:
@@ -107,22 +92,17 @@ class DetectionPipeline:
                                  resolved.path) for runtime in range(num_runtimes)]
         runtimes = load_runtimes()
         model = runtimes[0]
-        decoder_name = config.decoder or (profile.decoder if profile else '')
-        if not decoder_name:
-            raise ConfigError(f'model {resolved.path} is not a built-in model: name its decoder '
-                              f'({", ".join(decoder_names())})')
-        threshold = config.score_threshold
-        if threshold is None:
-            threshold = profile.score_threshold if profile else 0.5
-        pipeline = cls(model, Preprocessor(preprocess_config(config, profile), model.inputs[0]),
-                       create_decoder(decoder_name, **config.decoder_options),
-                       resolve_class_names(config.labels_file, config.class_names,
-                                           profile.class_names if profile else ()),
-                       threshold, runtimes,
+        settings = settings or choose_settings(config, resolved.profile, model_file.with_outputs(
+            [(spec.name, spec.shape) for spec in model.outputs]))
+        preprocess, normalisation_note = host_preprocess(settings.preprocess, model.inputs[0])
+        pipeline = cls(model, Preprocessor(preprocess, model.inputs[0]),
+                       create_decoder(settings.decoder, **settings.decoder_options),
+                       settings.class_names, settings.score_threshold, runtimes,
                        CropStage.load(backend, config.crop, num_runtimes)
                        if config.crop and config.crop.model else None)
         pipeline.loader, pipeline.model_path = load_runtimes, resolved.path
         pipeline.backend, pipeline.backend_note = backend, backend_note
+        pipeline.model_note = settings.note + normalisation_note
         return pipeline
 
     def reload(self) -> None:
@@ -176,8 +156,14 @@ class DetectionPipeline:
                                     f'than the batch of {len(batch.transforms)}')
         raws = self.decoder.decode(outputs, batch.input_size, self.score_threshold,
                                    len(batch.transforms))
-        return [to_detections(to_source(raw, transform), self.class_names)
+        return [to_detections(to_source(raw, transform, batch.input_size, self.decoder.task),
+                              self.class_names)
                 for raw, transform in zip(raws, batch.transforms)]
+
+    @property
+    def task(self) -> str:
+        """Return what the model does (detection.TASKS): which results and outputs it has."""
+        return self.decoder.task
 
     @property
     def max_batch(self) -> int:
@@ -208,10 +194,3 @@ class DetectionPipeline:
             results += [ImageResult(d, t.source_size[0], t.source_size[1])
                         for d, t in zip(detections, batch.transforms)]
         return results, timing
-
-
-def to_source(raw: RawDetections, transform) -> RawDetections:
-    """Map detections in model-input pixels back into the original image."""
-    return RawDetections(transform.boxes_to_source(raw.boxes), raw.scores, raw.class_ids,
-                         None if raw.keypoints is None
-                         else transform.points_to_source(raw.keypoints))

@@ -21,7 +21,7 @@ from hobot_npu_infer.core.imaging.geometry import fit, ImageTransform
 from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_rows, nv12_to_bgr, pixel_size
 import numpy as np
 
-RESIZE_MODES = ('letterbox', 'stretch')
+RESIZE_MODES = ('letterbox', 'stretch', 'crop')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 
 
@@ -185,8 +185,14 @@ class Preprocessor:
         transform = fit((w, h), target, self.config.resize)
         nw, nh = round(w * transform.scale_x), round(h * transform.scale_y)
         if (nw, nh) != (w, h):
-            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            # shrinking to crop averages, as the PIL resize classifiers are trained with does
+            shrink = self.config.resize == 'crop' and nw < w
+            image = cv2.resize(image, (nw, nh),
+                               interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         x0, y0 = transform.pad_x, transform.pad_y
+        if x0 < 0 or y0 < 0:  # crop: the middle of the resized image fills the target
+            image = image[-y0:-y0 + target[1], -x0:-x0 + target[0]]
+            (nw, nh), x0, y0 = target, 0, 0
         if self.layout == NV12:
             if (nw, nh) != target:
                 canvas = np.full((target[1], target[0], 3), self.config.pad_value, np.uint8)

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable, Dict, Iterable, List
 
-from hobot_npu_infer.core.errors import ImageError, InferError
+from hobot_npu_infer.core.errors import ImageError, InferError, one_line, OutputLayoutError
 from hobot_npu_infer.core.imaging.image_files import read_image
 from hobot_npu_infer.core.imaging.image_sequences import list_images
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline
@@ -49,13 +49,14 @@ def detect_files(pipeline: DetectionPipeline, paths: List[str], max_batch: int,
     slots = FrameBatcher(sources)
     ordered = OrderedOutput(paths, on_result, on_error)
     model_stats = ModelStats(pipeline.model.name, runtimes=len(pipeline.runtimes))
+    failures: List[Exception] = []
     runner = StreamRunner(
         pipeline, slots, convert=lambda payload: payload,
         deliver=lambda r: ordered.done(int(r.frame.source), r),
         on_bad_frame=lambda f, e: ordered.done(int(f.source), e),
         on_internal_error=lambda message: None,
         source_stats=defaultdict(lambda: SourceStats('offline')), model_stats=model_stats,
-        max_batch=max_batch, max_batch_delay_s=max_batch_delay_s)
+        max_batch=max_batch, max_batch_delay_s=max_batch_delay_s, on_run_error=failures.append)
     read_ahead = 2 * runner.max_batch * len(pipeline.runtimes)
     start = time.monotonic()
     runner.start()
@@ -69,14 +70,26 @@ def detect_files(pipeline: DetectionPipeline, paths: List[str], max_batch: int,
                 ordered.done(i, exc)
                 continue
             slots.put(Frame(sources[i], (image, 'bgr')))
-            if model_stats.current_error():
-                raise InferError(f'backend failed: {model_stats.current_error()}')
+            if failures:
+                raise run_failure(failures[0])
         while not ordered.wait(0.1):
-            if model_stats.current_error():
-                raise InferError(f'backend failed: {model_stats.current_error()}')
+            if failures:
+                raise run_failure(failures[0])
     finally:
         runner.stop()
     return OfflineSummary(len(paths) - ordered.failed, ordered.failed, time.monotonic() - start)
+
+
+def run_failure(exc: Exception) -> InferError:
+    """
+    Return the one-line error that ends an offline run, saying which stage failed.
+
+    A decoder refusing the outputs is the model's layout, not the backend: the backend ran.
+    """
+    if isinstance(exc, OutputLayoutError):
+        return OutputLayoutError(f'the model ran, but its outputs cannot be decoded: '
+                                 f'{one_line(exc, named=False)}')
+    return InferError(f'backend failed: {one_line(exc)}')
 
 
 class OrderedOutput:

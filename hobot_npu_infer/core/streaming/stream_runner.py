@@ -71,7 +71,8 @@ class StreamRunner:
                  on_internal_error: Callable[[str], None],
                  source_stats: Dict[str, SourceStats], model_stats: ModelStats,
                  max_batch: int = 1, max_batch_delay_s: float = 0.0,
-                 reload_backoff: Optional[ReloadBackoff] = None):
+                 reload_backoff: Optional[ReloadBackoff] = None,
+                 on_run_error: Optional[Callable[[Exception], None]] = None):
         self.pipeline = pipeline
         self.slots = slots
         self.convert = convert
@@ -83,6 +84,9 @@ class StreamRunner:
         self.max_batch = pipeline.model.batch.fixed_size or max_batch
         self.max_batch_delay_s = max_batch_delay_s
         self.reload_backoff = reload_backoff or ReloadBackoff()
+        # told the exception of each failed run (backend, decoder or second stage), not only
+        # the line model_stats counts
+        self.on_run_error = on_run_error
         self._reload_lock = threading.Lock()
         self._handoff: Optional[_Prepared] = None
         self._busy: Dict[int, float] = {}  # runtime -> when its running backend call started
@@ -222,6 +226,8 @@ class StreamRunner:
             outcome = self.pipeline.run_batch(item.plans, item.images, batch, runtime)
         except Exception as exc:  # the backend may raise anything; count it, keep serving
             self.model_stats.on_error(one_line(exc))
+            if self.on_run_error is not None:
+                self.on_run_error(exc)
             if self.reload_backoff.record_failure():
                 self._reload()
             return

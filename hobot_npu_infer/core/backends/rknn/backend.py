@@ -246,7 +246,11 @@ class RknnBackend(Backend):
         write_build_record(rknn_path, {
             'source': os.path.basename(path), 'target': self.target,
             'rknn_batch_size': model.batch.fixed_size, 'quantized': self.quantize,
-            'input': model.inputs[0].describe()})
+            'input': model.inputs[0].describe(),
+            # what the model normalises inside, so the board feeds it plain uint8 pixels
+            'mean': self.mean, 'std': self.std, 'channel_order': self.channel_order,
+            # the export's own metadata (Ultralytics: task, names, imgsz), read back on the board
+            'metadata': {p.key: p.value for p in read_onnx(path, False).metadata_props}})
         return model
 
     def _load_in_simulator(self, path: str, export_path: str = '') -> Model:
