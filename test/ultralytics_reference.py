@@ -227,6 +227,9 @@ def run_model(spec, images, work_dir):
     folder = os.path.join(work_dir, 'reference', spec['name'])
     os.makedirs(folder, exist_ok=True)
     kwargs = {'iou': IOU, 'verbose': False}
+    if 'imgsz' in spec['export']:
+        # the export size: Ultralytics predicts a dynamic export at 640 unless told
+        kwargs['imgsz'] = spec['export']['imgsz']
     if spec.get('conf') is not None:
         kwargs['conf'] = spec['conf']
     batches = []
