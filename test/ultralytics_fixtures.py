@@ -64,6 +64,10 @@ MODEL_SPECS = (
     + random_specs('yolov8n-pose', 'yolov8n-pose.yaml')
     + random_specs('yolov8n-cls', 'yolov8n-cls.yaml', conf=None, imgsz=224)
     + random_specs('yolov8n-obb', 'yolov8n-obb.yaml')
+    + [parity_spec('yolo26n-seg-end2end', 'yolo26n-seg.yaml', nms=False),
+       parity_spec('yolo26n-pose-end2end', 'yolo26n-pose.yaml', nms=False),
+       parity_spec('yolo26n-obb-end2end', 'yolo26n-obb.yaml', nms=False),
+       parity_spec('yolo26n-sem', 'yolo26n-sem.yaml', conf=None)]
     + [parity_spec('fall', '{models}/best_fp16.onnx', conf=REAL_CONF, configured=False),
        parity_spec('fall-dynamic', '{models}/best.pt', conf=REAL_CONF, configured=False)]
 )

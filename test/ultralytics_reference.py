@@ -145,6 +145,8 @@ def enliven(yolo, images, imgsz, conf):
     head = model.model[-1]
     if yolo.task == 'classify':
         enliven_classifier(model, head, batch)
+    elif yolo.task == 'semantic':
+        return  # its batch-norm statistics alone make a class map of several classes
     else:
         enliven_detection_head(model, head, batch, conf)
 
@@ -192,6 +194,9 @@ def image_results(result):
     if result.probs is not None:
         out['top5'] = np.array(result.probs.top5, np.int64)
         out['top5_probs'] = result.probs.top5conf.cpu().numpy().astype(np.float64)
+        return out
+    if result.semantic_mask is not None:  # a class id per source pixel
+        out['class_map'] = result.semantic_mask.data.cpu().numpy().astype(np.int64)
         return out
     if result.obb is not None:
         obb = result.obb

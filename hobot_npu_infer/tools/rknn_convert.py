@@ -65,11 +65,14 @@ def model_settings(resolved: ResolvedModel, decoder: str) -> Tuple[Optional[Mode
     Return what ``detect`` would run the model with, or None and why not.
 
     A model no decoder fits can still be converted: it is then built without normalisation.
+    A decoder named on the command line must fit.
     """
     try:
         settings = choose_settings(PipelineConfig(model=resolved.path, decoder=decoder),
                                    resolved.profile, read_model_file(resolved.path))
     except ConfigError as exc:
+        if decoder:
+            raise
         return None, str(exc)
     return settings, ''
 

@@ -18,8 +18,10 @@ import sys
 from conftest import REPO
 import fake_rknnlite
 from hobot_npu_infer.core.backends.rknn.simulator import PYTHON_ENV
+from hobot_npu_infer.core.models.builtin_models import resolve_model
 from hobot_npu_infer.core.models.onnx_files import read_onnx
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+from hobot_npu_infer.tools import rknn_convert
 import numpy as np
 import pytest
 
@@ -152,6 +154,19 @@ def test_rknn_convert_records_the_export_metadata_and_the_normalisation(converte
         [0.0] * 3, [255.0] * 3, 'rgb')
     assert 'folded into the model: mean [0,0,0] std [255,255,255] of rgb 0..255 pixels, from ' \
         "the model's pre-processing" in result.stderr
+
+
+@pytest.mark.parametrize('model, flags, expected', [
+    ('best_fp16.onnx', [], ([0.0] * 3, [255.0] * 3, "the model's pre-processing")),
+    ('best_fp16.onnx', ['--std', '1,1,1'], ([0.0] * 3, [1.0] * 3, 'given')),
+    ('centerface', [], ([0.0] * 3, [1.0] * 3, "the model's pre-processing")),
+])
+def test_rknn_convert_folds_in_what_detect_would_use(fetched_models, model, flags, expected):
+    path = fetched_models.get(model, model)
+    args = rknn_convert.parse_args([path, '-o', 'unused.rknn', *flags])
+    settings, why_unknown = rknn_convert.model_settings(resolve_model(path), args.decoder)
+    mean, std, order, source = rknn_convert.normalisation(args, settings, why_unknown)
+    assert (mean, std, source) == expected and order == 'rgb'
 
 
 @pytest.fixture

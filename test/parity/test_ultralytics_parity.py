@@ -187,6 +187,22 @@ def classification_problems(ref, names, detections, width, height):
     return problems
 
 
+def semantic_problems(ref, detections):
+    """Each class's pixels (its detection's mask) against Ultralytics' class map."""
+    reference = ref['class_map']
+    ours = np.full(reference.shape, -1, np.int64)
+    for d in detections:
+        d.mask.paste(ours, d.class_id)
+    problems = []
+    for class_id in np.union1d(np.unique(reference), np.unique(ours[ours >= 0])):
+        theirs, mine = reference == class_id, ours == class_id
+        iou = (theirs & mine).sum() / max((theirs | mine).sum(), 1)
+        if iou < MASK_IOU:
+            problems.append(f'class {class_id}: pixels IoU {iou:.4f} ({mine.sum()} here, '
+                            f'{theirs.sum()} in Ultralytics)')
+    return problems
+
+
 def load_reference(item):
     with np.load(item['npz']) as data:
         return {key: data[key] for key in data.files}
@@ -220,6 +236,10 @@ def test_the_package_finds_what_ultralytics_finds(name, ultralytics_reference):
             if entry['task'] == 'classify':
                 found = classification_problems(ref, names, result.detections, width, height)
                 counts = f'{len(result.detections)} classes, Ultralytics 5'
+            elif entry['task'] == 'semantic':
+                found = semantic_problems(ref, result.detections)
+                counts = f'{len(result.detections)} classes, Ultralytics ' \
+                         f'{len(np.unique(ref["class_map"]))}'
             else:
                 found = detection_problems(ref, names, result.detections, entry['task'],
                                            entry['conf'])
@@ -236,8 +256,9 @@ def test_the_reference_has_something_to_compare(name, ultralytics_reference):
     spec, entry = spec_by_name(name), ultralytics_reference['models'][name]
     batch = 3 if name.endswith('-dynamic') else 1
     task = entry['task']
-    if 'end2end' in name:
-        assert entry['outputs'] == [['batch' if batch == 3 else 1, 300, 6]]
+    if 'end2end' in name:  # final detections: 300 rows of box, score, class and the task's own
+        extra = {'detect': 0, 'segment': 32, 'pose': 51, 'obb': 1}[task]
+        assert entry['outputs'][0] == ['batch' if batch == 3 else 1, 300, 6 + extra]
     assert entry['inputs'][0][0] == ('batch' if batch == 3 else 1)
     assert [len(b) for b in entry['batches']] == [len(b) for b in spec['batches']]
     for batch_items in entry['batches']:
@@ -245,6 +266,9 @@ def test_the_reference_has_something_to_compare(name, ultralytics_reference):
             ref = load_reference(item)
             if task == 'classify':
                 assert len(ref['top5']) == 5 and ref['top5_probs'][0] > ref['top5_probs'][4]
+                continue
+            if task == 'semantic':
+                assert len(np.unique(ref['class_map'])) >= 2, f'{item["image"]}: one class'
                 continue
             assert len(ref['scores']) >= 2, f'{item["image"]}: too few to compare'
             assert (ref['scores'] >= (entry['conf'] or 0)).all()
