@@ -62,9 +62,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     paths = expand_paths(args.images)
     pipeline = DetectionPipeline.from_config(
         pipeline_config(args, args.input_size, num_runtimes=args.runtimes))
-    print(pipeline.model_note, file=sys.stderr, flush=True)
     if args.backend == AUTO:
         print(pipeline.backend_note, file=sys.stderr, flush=True)
+    print(pipeline.model_note, file=sys.stderr, flush=True)
     if args.save_annotated:
         os.makedirs(args.save_annotated, exist_ok=True)
 

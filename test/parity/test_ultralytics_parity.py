@@ -19,51 +19,23 @@ import sys
 from conftest import REPO
 import cv2
 import numpy as np
+from parity_checks import (
+    assert_found,
+    BOX_IOU,
+    box_iou,
+    BUS_PEOPLE,
+    found_problems,
+    greedy_match,
+    load_reference,
+    MASK_IOU,
+    people,
+    PIXEL_TOLERANCE,
+    SCORE_TOLERANCE,
+    VISIBLE,
+    ZIDANE_PEOPLE,
+)
 import pytest
-from ultralytics_fixtures import REAL_CONF, spec_by_name, SPEC_NAMES
-
-BOX_IOU = 0.99
-SCORE_TOLERANCE = 1e-3
-MASK_IOU = 0.95
-PIXEL_TOLERANCE = 1.0
-VISIBLE = 0.5  # keypoints compared in place: those Ultralytics gives a confidence above this
-# The fall detector on bus.jpg at 0.25, as Ultralytics finds them: three people, Normal.
-BUS_PEOPLE = ((217, 394, 349, 889), (34, 385, 218, 910), (687, 346, 810, 881))
-ZIDANE_PEOPLE = ((699, 0, 1280, 718), (18, 171, 1151, 720))
-
-
-def box_iou(a, b):
-    """Return the IoU of every box of a (N, 4) with every box of b (M, 4), x1 y1 x2 y2."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def greedy_match(ref_boxes, ref_classes, our_boxes, our_classes):
-    """
-    Pair Ultralytics' detections with ours one to one, the best IoU first, within a class.
-
-    Return the pairs (ref index, our index) and the indices left over on each side.
-    """
-    iou = box_iou(ref_boxes, our_boxes)
-    iou[np.asarray(ref_classes)[:, None] != np.asarray(our_classes)[None, :]] = 0.0
-    pairs, ref_used, our_used = [], set(), set()
-    for flat in np.argsort(-iou, axis=None, kind='stable'):
-        i, j = np.unravel_index(flat, iou.shape)
-        if iou[i, j] <= 0:
-            break
-        if i not in ref_used and j not in our_used:
-            pairs.append((int(i), int(j)))
-            ref_used.add(i)
-            our_used.add(j)
-    return (pairs, [i for i in range(len(ref_boxes)) if i not in ref_used],
-            [j for j in range(len(our_boxes)) if j not in our_used])
+from ultralytics_fixtures import spec_by_name, SPEC_NAMES
 
 
 def corners_of(detection):
@@ -203,11 +175,6 @@ def semantic_problems(ref, detections):
     return problems
 
 
-def load_reference(item):
-    with np.load(item['npz']) as data:
-        return {key: data[key] for key in data.files}
-
-
 def run_package(spec, entry, images):
     """Run the package on the spec's ONNX file: nothing configured but the path (and conf)."""
     from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
@@ -281,17 +248,6 @@ def test_the_reference_has_something_to_compare(name, ultralytics_reference):
                 assert ref['corners'].shape == (len(ref['scores']), 4, 2)
 
 
-def people(ref, names):
-    return [tuple(box) for box, c in zip(ref['boxes'], ref['class_ids'])
-            if names[str(c)] == 'Normal']
-
-
-def assert_found(expected, boxes):
-    for box in expected:
-        best = box_iou([box], boxes).max() if len(boxes) else 0.0
-        assert best >= 0.95, f'no detection near {box}: {np.round(boxes).tolist()}'
-
-
 def test_the_fall_detector_reference_finds_the_people(ultralytics_reference):
     """The real model, as Ultralytics runs it: the people of bus.jpg and zidane.jpg."""
     entry = ultralytics_reference['models']['fall']
@@ -304,23 +260,17 @@ def test_the_fall_detector_reference_finds_the_people(ultralytics_reference):
 
 def test_detect_command_with_only_the_model_finds_the_same_people(
         fetched_models, ultralytics_reference):
-    """`detect bus.jpg --model best_fp16.onnx --json`: Ultralytics' detections, at 0.25."""
+    """`detect bus.jpg zidane.jpg --model best_fp16.onnx --json`: Ultralytics' detections."""
     proc = subprocess.run([sys.executable, '-m', 'hobot_npu_infer.tools.detect',
-                           fetched_models['bus.jpg'], '--model', fetched_models['best_fp16.onnx'],
-                           '--json'], capture_output=True, text=True, cwd=REPO, timeout=300)
+                           fetched_models['bus.jpg'], fetched_models['zidane.jpg'], '--model',
+                           fetched_models['best_fp16.onnx'], '--json'],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    [line] = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
-    assert (line['width'], line['height']) == (810, 1080)
-    found = line['detections']
+    bus, zidane = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
+    assert (bus['width'], bus['height']) == (810, 1080)
     entry = ultralytics_reference['models']['fall']
-    ref = load_reference(entry['batches'][0][0])
-    assert_found(BUS_PEOPLE, [d['box'] for d in found if d['class_name'] == 'Normal'])
-    pairs, ref_left, our_left = greedy_match(ref['boxes'], ref['class_ids'],
-                                             [d['box'] for d in found],
-                                             [d['class_id'] for d in found])
-    edge = REAL_CONF + SCORE_TOLERANCE
-    assert [i for i in ref_left if ref['scores'][i] >= edge] == [], found
-    assert [j for j in our_left if found[j]['score'] >= edge] == [], found
-    for i, j in pairs:
-        assert box_iou(ref['boxes'][i], found[j]['box'])[0, 0] >= BOX_IOU
-        assert abs(found[j]['score'] - ref['scores'][i]) <= SCORE_TOLERANCE
+    for found, batch, expected in ((bus, entry['batches'][0], BUS_PEOPLE),
+                                   (zidane, entry['batches'][1], ZIDANE_PEOPLE)):
+        assert_found(expected, [d['box'] for d in found['detections']
+                                if d['class_name'] == 'Normal'])
+        assert found_problems(load_reference(batch[0]), found['detections']) == []

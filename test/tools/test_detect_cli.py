@@ -1,7 +1,6 @@
 """The detect command on the real CenterFace model and real photos, and its one-line errors."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -81,7 +80,7 @@ def test_corrupt_onnx_file(photos, tmp_path):
     corrupt = tmp_path / 'corrupt.onnx'
     corrupt.write_bytes(b'\x08\x07this is not a protobuf' * 10)
     one_line_error(detect(photos['astronaut'], '--model', str(corrupt), '--decoder', 'yolov8'),
-                   'cannot load model', str(corrupt))
+                   'cannot read', str(corrupt), 'as ONNX')
 
 
 def test_unknown_model_name(photos):
@@ -107,12 +106,28 @@ def test_missing_image(photos, tmp_path):
     one_line_error(detect(str(tmp_path / 'gone.png')), 'not found', 'gone.png')
 
 
-def test_model_file_without_decoder_is_a_clear_error(photos, model_cache):
+def test_a_model_file_without_metadata_is_decoded_by_its_output_shapes(photos, model_cache):
     from hobot_npu_infer.core.models.builtin_models import resolve_model
-    path = resolve_model('centerface').path
-    one_line_error(detect(photos['astronaut'], '--model', path), 'decoder', path)
-    proc = detect(photos['astronaut'], '--model', path, '--decoder', 'centerface', '--json')
-    assert proc.returncode == 0 and os.path.basename(path).startswith('centerface')
+    path = resolve_model('centerface').path  # the file alone: no built-in profile, no metadata
+    proc = detect(photos['astronaut'], '--model', path, '--score-threshold', '0.5')
+    assert proc.returncode == 0, proc.stderr
+    assert 'decoder centerface' in proc.stderr and 'guessed from the output shapes' in proc.stderr
+    assert '1 detection(s): 0 ' in proc.stdout  # the face, as class 0: the file names none
+
+
+def test_outputs_of_no_known_layout_name_the_shapes_and_layouts_tried(photos, tmp_path):
+    import onnx
+    from onnx import helper, TensorProto
+    graph = helper.make_graph(
+        [helper.make_node('ReduceMean', ['images'], ['features'], axes=[2, 3], keepdims=0),
+         helper.make_node('Unsqueeze', ['features', 'axes'], ['out'])], 'odd',
+        [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT, [1, 3, 1, 1, 1])],
+        [helper.make_tensor('axes', TensorProto.INT64, [2], [2, 3])])
+    path = str(tmp_path / 'odd.onnx')
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), path)
+    one_line_error(detect(photos['astronaut'], '--model', path), '[1,3,1,1,1]',
+                   'layouts tried', 'yolov8 [B,4+C,N]', 'name the decoder')
 
 
 def test_backend_auto_says_what_it_chose_and_why(photos):

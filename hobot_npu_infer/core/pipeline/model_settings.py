@@ -44,7 +44,7 @@ class ModelSettings:
 
 def describe_preprocess(config: PreprocessConfig) -> str:
     parts = [f'{config.input_size[0]}x{config.input_size[1]}' if config.input_size
-             else 'input at the model size', config.resize]
+             else "the model's size (dynamic: the image's)", config.resize]
     if config.resize == 'letterbox':
         parts.append(f'pad {config.pad_value}')
     parts.append(config.channel_order)
