@@ -27,7 +27,7 @@ export HOBOT_NPU_INFER_RKNN_PYTHON ?= $(CURDIR)/$(RKNN_VENV)/bin/python
 export HOBOT_NPU_INFER_ULTRALYTICS_PYTHON ?= $(CURDIR)/$(ULTRALYTICS_VENV)/bin/python
 export HOBOT_NPU_INFER_MODELS ?= $(CURDIR)/$(MODELS)
 
-.PHONY: venv rknn-sim ultralytics models demo test bench clean
+.PHONY: venv rknn-sim ultralytics models demo test bench bench-tasks clean
 
 venv: $(STAMP)
 
@@ -77,6 +77,23 @@ test: $(STAMP) $(RKNN_STAMP) $(ULTRALYTICS_STAMP) $(MODELS_STAMP)
 
 bench: $(STAMP)
 	$(PY) -m hobot_npu_infer.bench.batch_bench --model centerface --batch 1,2,4 --input-size 640x480
+
+# Pre- plus post-processing of segmentation and pose beside raw inference, 640x640 (a benchmark,
+# not a test): YOLOv8n-seg and -pose of random weights brought to life as the parity tests do
+# (test/ultralytics_reference.py), on bus.jpg; batch_bench's overhead_pct is the ratio.
+BENCH_TASKS := out/bench-tasks
+BENCH_SPECS := {"images": {"bus": "$(CURDIR)/$(MODELS)/bus.jpg"}, "models": [\
+	{"name": "yolov8n-seg", "model": "yolov8n-seg.yaml", "conf": 0.05, "batches": [["bus"]]},\
+	{"name": "yolov8n-pose", "model": "yolov8n-pose.yaml", "conf": 0.05, "batches": [["bus"]]}]}
+bench-tasks: $(STAMP) $(ULTRALYTICS_STAMP) $(MODELS_STAMP)
+	mkdir -p $(BENCH_TASKS)
+	echo '$(BENCH_SPECS)' > $(BENCH_TASKS)/specs.json
+	$(ULTRALYTICS_VENV)/bin/python test/ultralytics_reference.py $(BENCH_TASKS) $(BENCH_TASKS)/specs.json
+	for task in seg pose; do \
+	  $(PY) -m hobot_npu_infer.bench.batch_bench --batch 1 --input-size 640x640 --seconds 10 \
+	    --model $(BENCH_TASKS)/models/yolov8n-$$task/yolov8n-$$task.onnx --score-threshold 0.05 \
+	    --image $(MODELS)/bus.jpg --json $(BENCH_TASKS)/yolov8n-$$task.json || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(RKNN_VENV) $(ULTRALYTICS_VENV) $(MODELS) build install log .pytest_cache

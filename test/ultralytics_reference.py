@@ -232,7 +232,7 @@ def run_model(spec, images, work_dir):
     folder = os.path.join(work_dir, 'reference', spec['name'])
     os.makedirs(folder, exist_ok=True)
     kwargs = {'iou': IOU, 'verbose': False}
-    if 'imgsz' in spec['export']:
+    if 'imgsz' in spec.get('export', {}):
         # the export size: Ultralytics predicts a dynamic export at 640 unless told
         kwargs['imgsz'] = spec['export']['imgsz']
     if spec.get('conf') is not None:
