@@ -30,6 +30,7 @@ test sees that its own pixels reached the NPU.
 import ast
 import os
 import re
+import sys
 import threading
 from typing import Dict, List, Optional
 
@@ -158,3 +159,28 @@ class RKNNLite:
 
     def release(self):
         self.released = True
+
+
+def installed(tmp_path, monkeypatch):
+    """
+    Make this fake importable as ``rknnlite.api`` for one test, and return this module.
+
+    It is imported from a package on sys.path, so find_spec sees it as the backend checks it.
+    Call :func:`uninstalled` when the test ends.
+    """
+    package = tmp_path / 'site' / 'rknnlite'
+    package.mkdir(parents=True)
+    (package / '__init__.py').write_text('')
+    (package / 'api.py').write_text('from fake_rknnlite import RKNNLite  # noqa: F401\n')
+    for name in ('rknnlite', 'rknnlite.api'):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path / 'site'))
+    reset(cores=3)
+    return sys.modules[__name__]
+
+
+def uninstalled() -> None:
+    """Forget the fake's modules and its state."""
+    for name in ('rknnlite', 'rknnlite.api'):
+        sys.modules.pop(name, None)
+    reset()

@@ -216,7 +216,7 @@ def head_rows(args, size: Tuple[int, int], batches: List[int], image) -> List[Di
     from hobot_npu_infer.core.backends.selection import open_backend
     from hobot_npu_infer.core.models.builtin_models import resolve_model
     from hobot_npu_infer.core.multi_head.packed_model import load_split
-    from hobot_npu_infer.core.pipeline.detection_pipeline import preprocess_config
+    from hobot_npu_infer.core.pipeline.model_settings import host_preprocess, preprocess_settings
     from hobot_npu_infer.core.pipeline.preprocess import Preprocessor
     from hobot_npu_infer.tools.model_info import parse_heads
     resolved = resolve_model(args.model)
@@ -225,8 +225,9 @@ def head_rows(args, size: Tuple[int, int], batches: List[int], image) -> List[Di
                         resolved.path, parse_heads(args.heads))
     if args.head not in packed.heads:
         raise ConfigError(f'--head {args.head!r} is not one of {", ".join(packed.heads)}')
-    preprocessor = Preprocessor(preprocess_config(config, resolved.profile),
-                                packed.input)
+    preprocess, _ = host_preprocess(preprocess_settings(config, resolved.profile, ''),
+                                    packed.input)
+    preprocessor = Preprocessor(preprocess, packed.input)
     rows = []
     for batch in batches:
         features = packed.features(preprocessor.prepare([image] * batch).tensor)

@@ -370,3 +370,29 @@ def test_packed_file_with_two_models_becomes_two_heads(dnn, tmp_path, name_the_f
     y = bgr_to_nv12(cv2.resize(square_image(), (64, 64)))[:64]
     assert brightness.detections is None
     assert abs(brightness.tensors[0].item() - y.mean()) <= 1 / 128  # within half a step
+
+
+def test_a_bin_file_says_nothing_of_itself_so_its_outputs_choose_the_decoder(dnn, tmp_path):
+    """
+    A .bin has no metadata: the loaded outputs' shapes choose the decoder (here YOLOv8's).
+
+    Its NV12 input is uint8, so the YOLO family's 1/255 is the compiled model's own, not
+    applied here; the result is the one box the output holds, mapped back to the image.
+    """
+    anchors = 16
+    predictions = np.zeros((1, 6, anchors), np.float32)
+    predictions[0, :4, 3] = [32, 24, 16, 8]  # cx cy w h in the 64x64 model input
+    predictions[0, 5, 3] = 0.9  # class 1
+    bin_model = model('yolo', [tensor('images', 'NV12', (1, 3, 64, 64))], [
+        tensor('output0', 'float32', (1, 6, anchors),
+               op={'kind': 'values', 'data': predictions[0].tolist()})])
+    pipeline = DetectionPipeline.from_config(PipelineConfig(
+        model=write(tmp_path / 'yolo.bin', bin_model), backend='hobot'))
+    assert 'decoder yolov8' in pipeline.model_note
+    assert 'guessed from the output shapes' in pipeline.model_note
+    assert 'normalises them itself' in pipeline.model_note
+    assert pipeline.preprocessor.layout == NV12 and pipeline.score_threshold == 0.25
+    [result], _ = pipeline.detect([np.zeros((128, 128, 3), np.uint8)])
+    [found] = result.detections
+    assert found.class_id == 1 and found.score == pytest.approx(0.9)
+    assert_box(found, (48, 40, 80, 56), tolerance=0.01)  # the 64x64 input is the image / 2

@@ -58,23 +58,9 @@ def rknn_model(tmp_path_factory, model_cache):
 
 @pytest.fixture
 def lite(tmp_path, monkeypatch):
-    """
-    Make the fake importable as ``rknnlite.api``.
-
-    It is imported from a package on sys.path, so find_spec sees it as the backend checks it.
-    """
-    package = tmp_path / 'site' / 'rknnlite'
-    package.mkdir(parents=True)
-    (package / '__init__.py').write_text('')
-    (package / 'api.py').write_text('from fake_rknnlite import RKNNLite  # noqa: F401\n')
-    for name in ('rknnlite', 'rknnlite.api'):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.syspath_prepend(str(tmp_path / 'site'))
-    fake_rknnlite.reset(cores=3)
-    yield fake_rknnlite
-    for name in ('rknnlite', 'rknnlite.api'):
-        sys.modules.pop(name, None)
-    fake_rknnlite.reset()
+    """Make the fake importable as ``rknnlite.api``."""
+    yield fake_rknnlite.installed(tmp_path, monkeypatch)
+    fake_rknnlite.uninstalled()
 
 
 def batch_of(lite, path: str, batch: int) -> str:

@@ -178,14 +178,7 @@ def board(tmp_path, monkeypatch, fetched_models):
     on the pixels normalised by what the file's record says was folded into it.
     """
     import onnxruntime
-    package = tmp_path / 'site' / 'rknnlite'
-    package.mkdir(parents=True)
-    (package / '__init__.py').write_text('')
-    (package / 'api.py').write_text('from fake_rknnlite import RKNNLite  # noqa: F401\n')
-    for name in ('rknnlite', 'rknnlite.api'):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.syspath_prepend(str(tmp_path / 'site'))
-    fake_rknnlite.reset(cores=3)
+    fake_rknnlite.installed(tmp_path, monkeypatch)
     session = onnxruntime.InferenceSession(fetched_models['best_fp16.onnx'],
                                            providers=['CPUExecutionProvider'])
     checked = fake_rknnlite.RKNNLite.inference
@@ -201,9 +194,7 @@ def board(tmp_path, monkeypatch, fetched_models):
 
     monkeypatch.setattr(fake_rknnlite.RKNNLite, 'inference', inference)
     yield fake_rknnlite
-    for name in ('rknnlite', 'rknnlite.api'):
-        sys.modules.pop(name, None)
-    fake_rknnlite.reset()
+    fake_rknnlite.uninstalled()
 
 
 def test_a_board_configures_the_rknn_file_from_its_record(converted, board, fall_photos,

@@ -95,6 +95,7 @@ def test_what_is_given_wins_and_is_said():
     assert settings.preprocess.scale == 1.0 and settings.preprocess.pad_value == 0
     assert settings.preprocess.input_size == (320, 320)
     assert settings.decoder_options['nms_threshold'] == 0.5
+    assert settings.preprocess.size_multiple == 32  # the export's stride
     for given in ('decoder', 'score threshold', 'class names', 'preprocess scale',
                   'input size', 'decoder options'):
         assert given in settings.note.split('given: ')[1]

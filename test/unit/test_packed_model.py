@@ -142,3 +142,34 @@ def test_heads_run_at_their_own_rates_on_the_same_frame(centerface, tmp_path):
         pipeline.process([image], frame / 30.0)
     assert packed.heads['landmarks'].model.runs == 40
     assert packed.heads['faces'].model.runs == 30
+
+
+def test_a_semantic_head_maps_its_class_map_onto_the_frame(centerface, tmp_path):
+    """A generic semantic head beside a detector: [B, C, h, w] scores become class regions."""
+    packed = load_split(create_backend('onnxruntime'), centerface, HEADS,
+                        cache_dir=str(tmp_path))
+    pipeline = MultiHeadPipeline(
+        packed, Preprocessor(PreprocessConfig(input_size=(320, 256), resize='stretch',
+                                              channel_order='rgb'), packed.input),
+        [HeadRate('faces'), HeadRate('landmarks')],
+        {'faces': HeadDecoding(create_decoder('centerface'), ['face']),
+         # the 10 landmark maps read as the scores of 10 classes, one map per class
+         'landmarks': HeadDecoding(create_decoder('semantic'), [f'c{i}' for i in range(10)],
+                                   0.0)})
+    image = load_sample('astronaut')  # 512x512, stretched to 320x256 and back
+    outputs = {head.head: head for head in pipeline.process([image], 0.0)}
+    [face] = outputs['faces'].detections
+    assert all(abs(g - w) <= 12 for g, w in zip(face.box, ASTRONAUT_FACE))
+    regions = outputs['landmarks'].detections
+    assert len(regions) >= 2
+    counts = np.zeros(image.shape[:2], np.int64)
+    for region in regions:
+        assert region.class_name == f'c{region.class_id}'
+        assert 0.0 < region.score <= 1.0  # the class's mean probability over its pixels
+        pixels = np.zeros(image.shape[:2], np.int64)
+        region.mask.paste(pixels, 1)
+        ys, xs = np.nonzero(pixels)
+        x1, y1, x2, y2 = region.box
+        assert x1 <= xs.min() and xs.max() < x2 and y1 <= ys.min() and ys.max() < y2
+        counts += pixels
+    assert (counts == 1).all()  # every pixel of the frame has exactly one class

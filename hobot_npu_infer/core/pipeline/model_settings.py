@@ -68,6 +68,8 @@ def preprocess_settings(request: PipelineConfig, profile: Optional[ModelProfile]
     preprocess.update(profile.preprocess if profile else {})
     if meta is not None and meta.imgsz:
         preprocess['input_size'] = meta.imgsz
+    if meta is not None and meta.stride > 1:  # a size given for a dynamic export is rounded up
+        preprocess['size_multiple'] = meta.stride
     preprocess.update(request.preprocess)
     if request.input_size is not None:
         preprocess['input_size'] = tuple(request.input_size)
