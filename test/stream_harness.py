@@ -171,12 +171,18 @@ def make_harness():
 
     def make(sources=('a',), model: Optional[FakeModel] = None, max_batch=1,
              slots_type=FrameBatcher, start=True, more_runtimes: Tuple[FakeModel, ...] = (),
-             max_batch_delay_s: float = 0.0) -> Harness:
+             max_batch_delay_s: float = 0.0, runs: Optional[Callable[[], bool]] = None,
+             on_skipped: Optional[Callable[[Frame], None]] = None) -> Harness:
+        """Make a harness; ``runs()`` answers whether the next frame taken runs (else skipped)."""
         model = model or FakeModel()
         spec = model.inputs[0]
         pipeline = DetectionPipeline(
             model, Preprocessor(PreprocessConfig(input_size=INPUT, resize='stretch'), spec),
             create_decoder('yolov8'), ['person', 'car'], 0.5, [model, *more_runtimes])
+        if runs is not None:
+            everything = pipeline.plan
+            pipeline.plan = lambda source, received: everything(source, received) \
+                if runs() else None
         slots = slots_type(list(sources))
         source_stats = {s: SourceStats(s) for s in sources}
         delivered, bad_frames, internal, converted = Recorder(), Recorder(), Recorder(), Recorder()
@@ -195,7 +201,7 @@ def make_harness():
         runner = StreamRunner(pipeline, slots, converting, deliver,
                               lambda frame, error: bad_frames.add((frame, error)),
                               internal.add, source_stats, model_stats, max_batch=max_batch,
-                              max_batch_delay_s=max_batch_delay_s)
+                              max_batch_delay_s=max_batch_delay_s, on_skipped=on_skipped)
         harness = Harness(runner, slots, model, source_stats, model_stats, delivered, bad_frames,
                           internal, converted)
         made.append(harness)

@@ -107,6 +107,8 @@ class Detection:
     keypoint_scores: Optional[Tuple[float, ...]] = None  # per keypoint, where the model gives it
     angle: Optional[float] = None  # obb: radians, from the x axis towards y (Ultralytics' r)
     mask: Optional[InstanceMask] = field(default=None, compare=False)
+    track_id: Optional[int] = None  # the tracker's ID for this object on its input, once confirmed
+    predicted: bool = False  # the tracker's prediction on a frame the detector did not run on
 
     def corners(self) -> np.ndarray:
         """Return the box's four corners as (4, 2), turned by ``angle`` about its centre."""
@@ -138,6 +140,10 @@ class Detection:
                            'polygons': [[list(p) for p in poly] for poly in self.mask.polygons()]}
         if self.attributes:
             out['attributes'] = dict(self.attributes)
+        if self.track_id is not None:
+            out['track_id'] = self.track_id
+        if self.predicted:
+            out['predicted'] = True
         return out
 
 

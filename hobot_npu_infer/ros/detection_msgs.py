@@ -9,11 +9,18 @@ The JSON fallback is a ``std_msgs/String`` whose data is one object::
                      "box": [x1, y1, x2, y2], "keypoints": [[x, y], ...]}]}
 
 each detection as :meth:`Detection.to_dict` gives it, with what its task adds:
-``keypoint_scores``, ``angle`` and ``rotated_box`` (obb), ``mask`` (``area``, ``polygons``).
+``keypoint_scores``, ``angle`` and ``rotated_box`` (obb), ``mask`` (``area``, ``polygons``),
+and with tracking ``track_id`` and ``"predicted": true``; a frame of predictions (shadow
+tracking) also holds ``measured_header``, the header of the frame they were measured on.
 Boxes are in pixels of the input image. vision_msgs carries the class id (as a string) and score
-in ``results``, the box centre, size and (obb) angle in ``bbox``; keypoints and masks have no
-field there. Masks go out as an instance-label image (:func:`masks_message`), the classes of a
-classification model also as ``vision_msgs/Classification``.
+in ``results``, the box centre, size and (obb) angle in ``bbox``, the track ID (as a string, ''
+untracked) in ``id``. A predicted Detection2D has the header of the frame where the detector
+last saw the object, its array the current frame's: a Detection2D whose ``header.stamp``
+differs from its array's is a prediction. Keypoints go out on a topic of their own
+(:mod:`keypoint_msgs`), masks as an instance-label image (:func:`masks_message`), a semantic
+model's classes as a class-id image (:func:`class_map_message`), the classes of a
+classification model also as ``vision_msgs/Classification``, and every stream's detections as
+markers (:mod:`markers`) while someone listens.
 """
 
 import json
@@ -23,12 +30,14 @@ from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.imaging.annotate import instance_labels
 from hobot_npu_infer.ros.image_conversion import array_to_image_msg
+from hobot_npu_infer.ros.keypoint_msgs import to_keypoints_message
+from hobot_npu_infer.ros.markers import DEFAULT_PIXEL_SIZE, markers_message
 import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
 
 FORMATS = ('auto', 'vision_msgs', 'json')
-MASK_TASKS = ('segment', 'semantic')  # the tasks whose detections have masks
 
 
 def vision_msgs_module() -> Optional[Any]:
@@ -70,14 +79,24 @@ def _set_hypothesis(hypothesis, det: Detection) -> None:
     hypothesis.score = float(det.score)
 
 
-def to_vision_msgs(header, detections: Sequence[Detection], module=None):
+def to_vision_msgs(header, detections: Sequence[Detection], module=None,
+                   measured_header=None):
+    """
+    Return the Detection2DArray of one frame's detections, with ``header``.
+
+    Each Detection2D's ``id`` is its track ID ('' untracked). On a frame of predictions,
+    ``measured_header`` is the header of the frame they were measured on: a predicted
+    detection's Detection2D gets it as its header, which marks it.
+    """
     module = module or vision_msgs_module()
     array = module.Detection2DArray()
     array.header = header
     for det in detections:
         x1, y1, x2, y2 = det.box
         msg = module.Detection2D()
-        msg.header = header
+        msg.header = measured_header if det.predicted and measured_header is not None \
+            else header
+        msg.id = '' if det.track_id is None else str(det.track_id)
         hypothesis = module.ObjectHypothesisWithPose()
         _set_hypothesis(hypothesis.hypothesis, det)
         msg.results.append(hypothesis)
@@ -87,18 +106,36 @@ def to_vision_msgs(header, detections: Sequence[Detection], module=None):
     return array
 
 
-def to_json_msg(header, detections: Sequence[Detection], size: Tuple[int, int]) -> String:
-    return String(data=json.dumps({
-        'header': {'stamp': {'sec': header.stamp.sec, 'nanosec': header.stamp.nanosec},
-                   'frame_id': header.frame_id},
-        'width': size[0], 'height': size[1],
-        'detections': [d.to_dict() for d in detections]}))
+def _header_dict(header) -> dict:
+    return {'stamp': {'sec': header.stamp.sec, 'nanosec': header.stamp.nanosec},
+            'frame_id': header.frame_id}
 
 
-def to_message(fmt: str, header, detections: Sequence[Detection], size: Tuple[int, int]):
+def to_json_msg(header, detections: Sequence[Detection], size: Tuple[int, int],
+                measured_header=None) -> String:
+    """Return the JSON form; a frame of predictions also names the header they were measured on."""
+    payload = {'header': _header_dict(header), 'width': size[0], 'height': size[1],
+               'detections': [d.to_dict() for d in detections]}
+    if measured_header is not None:
+        payload['measured_header'] = _header_dict(measured_header)
+    return String(data=json.dumps(payload))
+
+
+def to_message(fmt: str, header, detections: Sequence[Detection], size: Tuple[int, int],
+               measured_header=None):
     if fmt == 'vision_msgs':
-        return to_vision_msgs(header, detections)
-    return to_json_msg(header, detections, size)
+        return to_vision_msgs(header, detections, measured_header=measured_header)
+    return to_json_msg(header, detections, size, measured_header)
+
+
+def _mono_image(pixels: np.ndarray, header) -> Image:
+    """Return a uint8 (mono8) or uint16 (mono16, little-endian) array as an Image."""
+    if pixels.dtype == np.uint8:
+        return array_to_image_msg(pixels, 'mono8', header)
+    # array_to_image_msg packs bytes: uint16 pixels go in as a mono8 image twice as wide
+    msg = array_to_image_msg(pixels.astype('<u2').view(np.uint8), 'mono8', header)
+    msg.encoding, msg.width = 'mono16', pixels.shape[1]
+    return msg
 
 
 def masks_message(header, detections: Sequence[Detection], size: Tuple[int, int]) -> Image:
@@ -108,13 +145,24 @@ def masks_message(header, detections: Sequence[Detection], size: Tuple[int, int]
     mono8, or mono16 (little-endian) past 255 detections; ``i`` indexes the detections message
     of the same stamp.
     """
-    labels = instance_labels(detections, size)
-    if labels.dtype == np.uint8:
-        return array_to_image_msg(labels, 'mono8', header)
-    # array_to_image_msg packs bytes: the uint16 labels go in as a mono8 image twice as wide
-    msg = array_to_image_msg(labels.astype('<u2').view(np.uint8), 'mono8', header)
-    msg.encoding, msg.width = 'mono16', labels.shape[1]
-    return msg
+    return _mono_image(instance_labels(detections, size), header)
+
+
+def class_map_message(header, detections: Sequence[Detection], size: Tuple[int, int]) -> Image:
+    """
+    Return a semantic model's class-id image of the input's ``size``: the class id per pixel.
+
+    Each detection is a class with its pixels as mask. mono8 while every class id is below 255,
+    else mono16 (little-endian); a pixel of no class (none found there, or its class below the
+    score threshold) holds the encoding's largest value, 255 or 65535.
+    """
+    width, height = size
+    dtype = np.uint8 if all(det.class_id < 255 for det in detections) else np.uint16
+    classes = np.full((height, width), np.iinfo(dtype).max, dtype)
+    for det in reversed(detections):  # the better scoring class keeps a shared pixel
+        if det.mask is not None:
+            det.mask.paste(classes, det.class_id)
+    return _mono_image(classes, header)
 
 
 def classification(header, detections: Sequence[Detection], module=None):
@@ -133,26 +181,58 @@ class DetectionTopics:
     """
     One stream of detections on ROS: its detections topic and what its task adds.
 
-    ``<prefix>/masks`` for segment and semantic, ``<prefix>/classes`` for classify (vision_msgs
-    format only: the JSON detections already hold the classes). ``create(msg_type, topic,
-    qos)`` makes the node's own kind of publisher.
+    ``<prefix>/masks`` for segment, ``<prefix>/class_map`` for semantic, ``<prefix>/classes``
+    for classify (vision_msgs format only: the JSON detections already hold the classes),
+    ``<prefix>/keypoints`` for pose and for a decoder with ``num_keypoints`` (CenterFace's
+    landmarks; vision_msgs format only: the JSON detections already hold the keypoints), and
+    ``<prefix>/markers`` unless ``markers`` is False, built only while it has subscribers, 1
+    image pixel = ``markers_pixel_size`` metres. ``create(msg_type, topic, qos)`` makes the
+    node's own kind of publisher.
     """
 
     def __init__(self, create: Callable, fmt: str, task: str, prefix: str,
-                 detections_topic: str):
+                 detections_topic: str, num_keypoints: int = 0, markers: bool = True,
+                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE):
         self.format = fmt
+        self.task = task
+        self.markers_pixel_size = markers_pixel_size
+        vision = fmt == 'vision_msgs'
         self.detections = create(message_type(fmt), detections_topic, 10)
-        self.masks = create(Image, f'{prefix}/masks', 5) if task in MASK_TASKS else None
+        self.masks = create(Image, f'{prefix}/masks', 5) if task == 'segment' else None
+        self.class_map = create(Image, f'{prefix}/class_map', 5) if task == 'semantic' else None
         self.classes = create(vision_msgs_module().Classification, f'{prefix}/classes', 10) \
-            if task == 'classify' and fmt == 'vision_msgs' else None
+            if task == 'classify' and vision else None
+        self.keypoints = create(message_type(fmt), f'{prefix}/keypoints', 10) \
+            if vision and (task == 'pose' or num_keypoints > 0) else None
+        self.markers = create(MarkerArray, f'{prefix}/markers', 5) if markers else None
 
-    def publish(self, header, detections: Sequence[Detection], size: Tuple[int, int]) -> None:
-        """Publish one frame's detections with its header; ``size`` is the input image's."""
-        self.detections.publish(to_message(self.format, header, detections, size))
-        if self.masks is not None:
-            self.masks.publish(masks_message(header, detections, size))
-        if self.classes is not None:
-            self.classes.publish(classification(header, detections))
+    def publish(self, header, detections: Sequence[Detection], size: Tuple[int, int],
+                measured_header=None) -> None:
+        """
+        Publish one frame's detections with its header; ``size`` is the input image's.
+
+        ``measured_header`` is given on a frame of predictions (shadow tracking): the header of
+        the frame they were measured on. Such a frame has no masks, class map or classes.
+        """
+        if self.format == 'vision_msgs':
+            module = vision_msgs_module()
+            array = to_vision_msgs(header, detections, module, measured_header)
+            self.detections.publish(array)
+            if self.keypoints is not None:
+                self.keypoints.publish(
+                    to_keypoints_message(header, detections, array, self.task, module))
+        else:
+            self.detections.publish(to_json_msg(header, detections, size, measured_header))
+        if measured_header is None:
+            if self.masks is not None:
+                self.masks.publish(masks_message(header, detections, size))
+            if self.class_map is not None:
+                self.class_map.publish(class_map_message(header, detections, size))
+            if self.classes is not None:
+                self.classes.publish(classification(header, detections))
+        if self.markers is not None and self.markers.get_subscription_count() > 0:
+            self.markers.publish(
+                markers_message(header, detections, size, self.markers_pixel_size))
 
 
 def label_info(header, class_names: Sequence[str], module=None):
@@ -169,10 +249,15 @@ def label_info(header, class_names: Sequence[str], module=None):
 
 
 def detections_from_message(msg, class_names: Sequence[str] = ()) -> List[dict]:
-    """Either message format back to detection dicts (boxes, scores, class ids): for tools."""
+    """
+    Either message format back to detection dicts (boxes, scores, class ids): for tools.
+
+    With ``track_id`` and ``"predicted": True`` where set, as :meth:`Detection.to_dict`.
+    """
     if isinstance(msg, String):
         return json.loads(msg.data)['detections']
     out = []
+    array_stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
     for det in msg.detections:
         center = det.bbox.center
         cx, cy = (center.position.x, center.position.y) if hasattr(center, 'position') \
@@ -180,10 +265,15 @@ def detections_from_message(msg, class_names: Sequence[str] = ()) -> List[dict]:
         w, h = det.bbox.size_x, det.bbox.size_y
         best = max(det.results, key=lambda r: r.hypothesis.score)
         class_id = int(best.hypothesis.class_id)
-        out.append({'class_id': class_id, 'score': best.hypothesis.score,
-                    'class_name': class_names[class_id] if class_id < len(class_names)
-                    else str(class_id),
-                    'box': [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 'keypoints': []})
+        found = {'class_id': class_id, 'score': best.hypothesis.score,
+                 'class_name': class_names[class_id] if class_id < len(class_names)
+                 else str(class_id),
+                 'box': [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 'keypoints': []}
+        if det.id:
+            found['track_id'] = int(det.id) if det.id.isdigit() else det.id
+        if (det.header.stamp.sec, det.header.stamp.nanosec) != array_stamp:
+            found['predicted'] = True
+        out.append(found)
     return out
 
 

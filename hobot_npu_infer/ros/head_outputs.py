@@ -1,9 +1,10 @@
 """
 A packed model's heads on ROS: per input and head, a topic and statistics.
 
-A head with a decoder publishes ``<input>/<head>/detections`` (the node's detections format)
-and, by its task, ``<input>/<head>/masks`` or ``<input>/<head>/classes`` (see
-:class:`~hobot_npu_infer.ros.detection_msgs.DetectionTopics`); a head without one publishes its
+A head with a decoder publishes ``<input>/<head>/detections`` (the node's detections format),
+``<input>/<head>/markers`` and, by its task, ``<input>/<head>/keypoints``, ``masks``,
+``class_map`` or ``classes`` (see :class:`~hobot_npu_infer.ros.detection_msgs.DetectionTopics`;
+on a frame of predictions, no masks, class map or classes); a head without one publishes its
 raw outputs, output ``i`` as ``std_msgs/Float32MultiArray`` on ``<input>/<head>/tensor_<i>``
 (dimensions in ``layout.dim``; this message type has no header, so the frame's stamp is not
 carried). Each input and head has a diagnostics status
@@ -28,6 +29,7 @@ from hobot_npu_infer.core.telemetry.health_reports import (
 from hobot_npu_infer.core.telemetry.rolling_stats import LatencyWindow
 from hobot_npu_infer.core.telemetry.status_names import head_status
 from hobot_npu_infer.ros.detection_msgs import DetectionTopics
+from hobot_npu_infer.ros.markers import DEFAULT_PIXEL_SIZE
 import numpy as np
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
@@ -50,23 +52,28 @@ class HeadOutputs:
     Per input and head: its publishers and latency windows, and its diagnostic status.
 
     ``create_publisher(msg_type, topic, qos)`` is the node's own kind (lifecycle or not);
-    ``tasks`` names each decoding head's task (detect when not named).
+    ``tasks`` names each decoding head's task (detect when not named), ``keypoints`` its
+    decoder's number of keypoints (0 when not named); ``markers`` and ``markers_pixel_size`` as
+    :class:`~hobot_npu_infer.ros.detection_msgs.DetectionTopics` takes them.
     """
 
     def __init__(self, create_publisher: Callable, sources: Sequence[str],
                  heads: List[HeadConfig], fmt: str, outputs_per_head: Dict[str, int],
-                 window_s: float, tasks: Optional[Dict[str, str]] = None):
+                 window_s: float, tasks: Optional[Dict[str, str]] = None,
+                 keypoints: Optional[Dict[str, int]] = None, markers: bool = True,
+                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE):
         self.detections: Dict[Tuple[str, str], DetectionTopics] = {}
         self.tensors: Dict[Tuple[str, str], list] = {}
         self.latency: Dict[Tuple[str, str], Dict[str, LatencyWindow]] = {}
-        tasks = tasks or {}
+        tasks, keypoints = tasks or {}, keypoints or {}
         for source in sources:
             for head in heads:
                 key, prefix = (source, head.name), f'{source}/{head.name}'
                 if head.decoder:
                     self.detections[key] = DetectionTopics(
                         create_publisher, fmt, tasks.get(head.name, 'detect'), prefix,
-                        f'{prefix}/detections')
+                        f'{prefix}/detections', keypoints.get(head.name, 0), markers,
+                        markers_pixel_size)
                 else:
                     self.tensors[key] = [
                         create_publisher(Float32MultiArray, f'{prefix}/tensor_{i}', 10)
@@ -75,13 +82,23 @@ class HeadOutputs:
 
     def publish(self, source: str, header, size: Tuple[int, int],
                 outputs: List[HeadOutput]) -> None:
+        """
+        Publish one frame's head outputs, with its header; ``size`` is the input image's.
+
+        An output with a ``measured_meta`` holds the tracker's predictions for a head that did
+        not run on this frame (shadow tracking): they are marked as measured on that frame, and
+        add nothing to the head's latency statistics.
+        """
         for output in outputs:
             key = (source, output.head)
             if output.detections is not None:
-                self.detections[key].publish(header, output.detections, size)
+                self.detections[key].publish(header, output.detections, size,
+                                             output.measured_meta)
             else:
                 for publisher, tensor in zip(self.tensors[key], output.tensors):
                     publisher.publish(tensor_message(tensor))
+            if output.measured_meta is not None:
+                continue
             now = time.monotonic()
             self.latency[key]['inference'].add(output.inference_ms, now)
             self.latency[key]['postprocess'].add(output.postprocess_ms, now)

@@ -15,6 +15,7 @@ from hobot_npu_infer.core.decoders import decoder_names
 from hobot_npu_infer.core.multi_head.head_scheduler import HeadRate
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig
 from hobot_npu_infer.core.pipeline.preprocess import CHANNEL_ORDERS, RESIZE_MODES
+from hobot_npu_infer.core.tracking.tracker_config import TRACKERS
 from hobot_npu_infer.ros import detection_msgs
 from hobot_npu_infer.ros.param_specs import (
     boolean,
@@ -103,6 +104,29 @@ PARAMETERS = [
            check=one_of(detection_msgs.FORMATS)),
     boolean('publish_debug_image', False,
             'publish <input>/debug_image with the results drawn (boxes, masks, keypoints)'),
+    boolean('publish_markers', True, 'publish <input>/markers (visualization_msgs/MarkerArray: '
+            'boxes, IDs, keypoints) for RViz and Foxglove, built only while subscribed'),
+    number('markers_pixel_size', 0.001, 'metres per image pixel of the markers, drawn in the '
+           "image's frame_id on z = 0 (x right, y down)", 1e-6, 1000.0),
+    string('tracker', 'bytetrack', "multi-object tracker on each input's detections (track "
+           'IDs): bytetrack or none', check=one_of(TRACKERS)),
+    number('track_high_threshold', 0.0, "ByteTrack's first-stage score (0: score_threshold)",
+           0.0, 1.0),
+    number('track_low_threshold', 0.1, 'boxes from this score up may continue a track (the '
+           'second stage); the model is decoded down to it', 0.0, 1.0),
+    number('track_new_threshold', 0.0, 'least score that starts a track (0: '
+           "track_high_threshold + 0.1, as ByteTrack's det_thresh)", 0.0, 1.0),
+    number('track_match_iou', 0.1, "least IoU of a track's predicted box and its detection",
+           0.0, 1.0),
+    number('track_buffer_s', 1.0, 'seconds a lost track keeps its ID for the object to return',
+           0.0, 3600.0),
+    integer('track_min_hits', 2, 'detector runs in a row before a new track gets an ID', 1,
+            1000),
+    boolean('track_per_class', True, 'a tracker per class (false: one for all classes, for '
+            'a model whose classes are states of one object; with decoder_options '
+            'agnostic_nms=true)'),
+    boolean('shadow_tracking', True, "on frames a detection head skips, publish the tracker's "
+            'predicted boxes (marked as predicted)'),
     number('expected_rate_hz', 0.0, 'WARN when an output rate is below this (0: off)', 0.0,
            1000.0, read_only=False),
     number('latency_budget_ms', 0.0, 'WARN when end-to-end p99 is above this (0: off)', 0.0,

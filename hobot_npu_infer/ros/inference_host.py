@@ -23,7 +23,11 @@ from hobot_npu_infer.core.backends.selection import AUTO, parse_options
 from hobot_npu_infer.core.backends.tensors import NV12
 from hobot_npu_infer.core.errors import BackendError, InferError, one_line
 from hobot_npu_infer.core.imaging.geometry import parse_size
-from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig, MultiHeadPipeline
+from hobot_npu_infer.core.multi_head.multi_head_pipeline import (
+    HeadConfig,
+    HeadOutput,
+    MultiHeadPipeline,
+)
 from hobot_npu_infer.core.pipeline.contract import Pipeline
 from hobot_npu_infer.core.pipeline.crop_stage import CropConfig
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
@@ -37,6 +41,8 @@ from hobot_npu_infer.core.telemetry.health_reports import (
 )
 from hobot_npu_infer.core.telemetry.log_throttle import LogThrottle
 from hobot_npu_infer.core.telemetry.status_names import input_status, model_status
+from hobot_npu_infer.core.tracking.tracked_streams import TrackedStreams
+from hobot_npu_infer.core.tracking.tracker_config import TrackerConfig
 from hobot_npu_infer.ros import detection_msgs
 from hobot_npu_infer.ros.diagnostics import to_array
 from hobot_npu_infer.ros.image_conversion import (
@@ -100,6 +106,9 @@ class InferenceHost:
         self.stats: Dict[str, SourceStats] = {}
         self.model_stats: Optional[ModelStats] = None
         self.results: Optional[ResultPublishers] = None
+        self.tracking: Optional[TrackedStreams] = None
+        self._measured: Dict[Tuple[str, str], Header] = {}  # (input, head): last run's header
+        self._sizes: Dict[str, Tuple[int, int]] = {}  # input -> its last frame's (w, h)
         self.diagnostics_pub = None
         self.batcher: Optional[FrameBatcher] = None
         self.runner: Optional[StreamRunner] = None
@@ -125,7 +134,7 @@ class InferenceHost:
             for name, value in changes.items():
                 field = head_field(name)
                 if name == 'score_threshold':
-                    pipeline.score_threshold = value or settings.model_score_threshold
+                    self._set_score_threshold(value or settings.model_score_threshold)
                 elif name in THRESHOLD_PARAMETERS:
                     setattr(settings.thresholds, name, value)
                 elif field is not None and field[0] in heads:
@@ -135,6 +144,44 @@ class InferenceHost:
                         pipeline.set_enabled(field[0], value)
             for head in rates:  # both fields at once, so the scheduler runs what they say
                 pipeline.set_rate(head, *self.parameters.rate_after(changes, head))
+
+    @property
+    def score_threshold(self) -> float:
+        """Return the least score published (a tracker may decode lower, for its own use)."""
+        tracking = self.tracking
+        return tracking.score_threshold if tracking is not None \
+            else self.pipeline.score_threshold
+
+    def _set_score_threshold(self, value: float) -> None:
+        """Publish from ``value`` up; with a tracker, decode down to its low threshold."""
+        tracking = self.tracking
+        if tracking is None:
+            self.pipeline.score_threshold = value
+            return
+        tracking.score_threshold = value
+        self.pipeline.score_threshold = min(value, tracking.config.low_threshold)
+
+    def _tracker_config(self, p: Dict) -> Optional[TrackerConfig]:
+        """Return the tracker the parameters ask for; None for none, or when not installed."""
+        config = TrackerConfig(p['tracker'], p['track_high_threshold'], p['track_low_threshold'],
+                               p['track_new_threshold'], p['track_match_iou'],
+                               p['track_buffer_s'], p['track_min_hits'], p['track_per_class'],
+                               p['shadow_tracking'])
+        try:
+            config.validate()
+        except InferError as exc:
+            raise InvalidParameter(str(exc)) from None
+        if not config.enabled:
+            return None
+        try:
+            import trackers  # noqa: F401
+        except ImportError as exc:
+            self.node.get_logger().warning(
+                f'tracker {config.tracker}: the trackers package is not installed ({exc}); '
+                f'detections go out without track IDs (pip install --no-deps -r '
+                f'requirements-tracking.txt, or set tracker to none)')
+            return None
+        return config
 
     def _resolve(self, topic: str, what: str) -> str:
         try:
@@ -190,6 +237,7 @@ class InferenceHost:
                             'mean': tuple(p['crop_mean']), 'std': tuple(p['crop_std'])})
             if p['crop_model'] else None)
         heads = [self.parameters.head(name) for name in p['head_names']]
+        tracker = self._tracker_config(p)
         started = time.monotonic()
         pipeline: Pipeline
         if heads:
@@ -226,6 +274,12 @@ class InferenceHost:
                          + (f'; {pipeline.backend_note}' if p['backend'] == AUTO else '')
                          + f'; model: {pipeline.model_note}'),
                 model_score_threshold=pipeline.score_threshold)
+            tasks = {name: d.decoder.task for name, d in pipeline.decoding.items()} if heads \
+                else {'': pipeline.task}
+            self.tracking = TrackedStreams(tracker, pipeline.score_threshold, tasks) \
+                if tracker is not None else None
+            self._set_score_threshold(pipeline.score_threshold)
+            self._measured, self._sizes = {}, {}
             self.sources = sources
             self.stats = {source: SourceStats(source, window) for source in sources}
             self.model_stats = ModelStats(p['model'], window, runtimes=len(pipeline.runtimes))
@@ -237,7 +291,11 @@ class InferenceHost:
                 {name: len(head.model.outputs) for name, head in pipeline.packed.heads.items()}
                 if heads else {},
                 {name: d.decoder.task for name, d in pipeline.decoding.items()}
-                if heads else {}, window)
+                if heads else {}, window,
+                num_keypoints=0 if heads else pipeline.decoder.num_keypoints,
+                head_keypoints={name: d.decoder.num_keypoints
+                                for name, d in pipeline.decoding.items()} if heads else None,
+                markers=p['publish_markers'], markers_pixel_size=p['markers_pixel_size'])
             # not a lifecycle publisher: the timer that uses it runs only while started
             self.diagnostics_pub = self.node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         return load_s
@@ -249,7 +307,9 @@ class InferenceHost:
             self.batcher = FrameBatcher(self.sources)
             self.runner = StreamRunner(self.pipeline, self.batcher, self._convert, self._deliver,
                                        self._on_bad_frame, self._on_internal_error, self.stats,
-                                       self.model_stats, s.max_batch, s.max_batch_delay_s)
+                                       self.model_stats, s.max_batch, s.max_batch_delay_s,
+                                       on_skipped=self._on_skipped if self.heads and
+                                       self.tracking is not None else None)
             self.runner.start()
             receive_group = ReentrantCallbackGroup()
             for i, ((topic, msg_type), qos) in enumerate(zip(s.topics, s.qos)):
@@ -288,6 +348,7 @@ class InferenceHost:
             # new containers, so a receive callback still running keeps consistent old ones
             self.sources, self.stats = [], {}
             self.pipeline, self.heads, self.settings, self.model_stats = None, [], None, None
+            self.tracking = None
 
     # -- frames in, results out ----------------------------------------------------------
 
@@ -338,12 +399,49 @@ class InferenceHost:
         if not self.node.context.ok():  # shutting down: nothing can be published any more
             return
         start = time.monotonic()
+        self._sizes[result.frame.source] = result.image_size
+        if self.tracking is not None:
+            self._track(result)
         self.results.publish(result)
         result.stage_ms['publish'] = (time.monotonic() - start) * 1e3
         header = result.frame.meta
         stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         result.stage_ms['e2e'] = (self.node.get_clock().now().nanoseconds - stamp_ns) / 1e6
         self.stats[result.frame.source].on_published(result.stage_ms)
+
+    def _track(self, result: FrameResult) -> None:
+        """
+        Give the detections of ``result`` their track IDs.
+
+        A head that did not run on this frame gets the tracker's predicted boxes (shadow
+        tracking), said to be measured on the frame it last ran on.
+        """
+        tracking, source, t = self.tracking, result.frame.source, result.frame.received
+        if result.heads is None:
+            result.detections = tracking.update(source, '', result.detections, t)
+            return
+        ran = set()
+        for output in result.heads:
+            if output.detections is not None:
+                output.detections = tracking.update(source, output.head, output.detections, t)
+                self._measured[(source, output.head)] = result.frame.meta
+                ran.add(output.head)
+        for head in tracking.streams:
+            predicted = None if head in ran else tracking.predict(source, head, t)
+            if predicted is not None:
+                result.heads.append(HeadOutput(head, predicted, [], 0.0, 0.0,
+                                               self._measured[(source, head)]))
+        result.detections = [d for output in result.heads for d in output.detections or ()]
+
+    def _on_skipped(self, frame: Frame) -> None:
+        """Publish the predicted boxes of a frame no head ran on (shadow tracking)."""
+        size = self._sizes.get(frame.source)
+        if size is None or not self.node.context.ok():  # no frame of this input has run yet
+            return
+        result = FrameResult(frame, None, '', [], heads=[], image_size=size)
+        self._track(result)
+        if result.heads:
+            self.results.publish(result)
 
     def _publish_diagnostics(self) -> None:
         with self._lock:
@@ -358,6 +456,9 @@ class InferenceHost:
         model_error = self.model_stats.current_error()
         reports = [self.stats[s].report(input_status(name, s), thresholds, model_error)
                    for s in self.sources]
+        if self.tracking is not None:
+            for source, report in zip(self.sources, reports):
+                report.values.update(self.tracking.values(source))
         if self.results.heads is not None:
             reports += self.results.heads.reports(name, self.pipeline)
         model_file = self.pipeline.model_path

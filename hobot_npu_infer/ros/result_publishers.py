@@ -1,23 +1,27 @@
 """
 Where an infer node's results go: its publishers, created and destroyed together.
 
-Per input: the detections and what the model's task adds, masks or classes (for a packed model,
-topics per head), and optionally a debug image with the detections drawn; the class names once
-on ``label_info`` (vision_msgs only). The managed node's outputs are lifecycle publishers,
-enabled only while it is active.
+Per input: the detections and what the model's task adds, keypoints, masks, a class map or
+classes, and markers (for a packed model, topics per head), and optionally a debug image with
+the detections drawn; the class names once on ``label_info`` (vision_msgs only). Markers and
+the debug image are computed only while someone subscribes to them. A frame of predictions
+(shadow tracking: no image) publishes its detections, keypoints and markers, no masks and no
+debug image. The managed node's outputs are lifecycle publishers, enabled only while it is
+active.
 """
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
 from hobot_npu_infer.core.imaging.annotate import draw_detections
-from hobot_npu_infer.core.imaging.nv12 import nv12_to_bgr, pixel_size
+from hobot_npu_infer.core.imaging.nv12 import nv12_to_bgr
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import HeadConfig
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult
 from hobot_npu_infer.ros import detection_msgs
 from hobot_npu_infer.ros.detection_msgs import DetectionTopics
 from hobot_npu_infer.ros.head_outputs import HeadOutputs
 from hobot_npu_infer.ros.image_conversion import array_to_image_msg
+from hobot_npu_infer.ros.markers import DEFAULT_PIXEL_SIZE
 from hobot_npu_infer.ros.qos import LATCHED
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -28,13 +32,19 @@ class ResultPublishers:
     """
     The publishers of one loaded model's results, and how a result is published.
 
-    ``task`` is the model's (None for a packed model), ``head_tasks`` each decoding head's.
+    ``task`` is the model's (None for a packed model), ``head_tasks`` each decoding head's;
+    ``num_keypoints`` the model decoder's (``Decoder.num_keypoints``: a detect model with
+    keypoints, CenterFace, gets a keypoints topic too), ``head_keypoints`` each decoding head's.
+    ``markers`` adds ``<prefix>/markers`` per stream, 1 image pixel = ``markers_pixel_size``
+    metres.
     """
 
     def __init__(self, node: Node, managed: bool, fmt: str, sources: Sequence[str],
                  outputs: Sequence[str], debug_image: bool, task: Optional[str],
                  heads: List[HeadConfig], outputs_per_head: Dict[str, int],
-                 head_tasks: Dict[str, str], window_s: float):
+                 head_tasks: Dict[str, str], window_s: float, num_keypoints: int = 0,
+                 head_keypoints: Optional[Dict[str, int]] = None, markers: bool = True,
+                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE):
         self.node = node
         self.managed = managed
         self._created: list = []
@@ -42,12 +52,14 @@ class ResultPublishers:
         self.debug_images: Dict[str, object] = {}
         for source, out in zip(sources, outputs):
             if not heads:  # a packed model's heads publish on topics of their own
-                self.detections[source] = DetectionTopics(self._create, fmt, task, source, out)
+                self.detections[source] = DetectionTopics(
+                    self._create, fmt, task, source, out, num_keypoints, markers,
+                    markers_pixel_size)
             if debug_image:
                 self.debug_images[source] = self._create(Image, f'{source}/debug_image', 5)
         self.heads: Optional[HeadOutputs] = HeadOutputs(
-            self._create, sources, heads, fmt, outputs_per_head, window_s,
-            head_tasks) if heads else None
+            self._create, sources, heads, fmt, outputs_per_head, window_s, head_tasks,
+            head_keypoints, markers, markers_pixel_size) if heads else None
         self.label_info = self._create(detection_msgs.vision_msgs_module().LabelInfo,
                                        'label_info', LATCHED) if fmt == 'vision_msgs' else None
 
@@ -64,20 +76,22 @@ class ResultPublishers:
             self.label_info.publish(detection_msgs.label_info(header, class_names))
 
     def publish(self, result: FrameResult) -> None:
-        """Publish one frame's detections (or head outputs) and debug image, with its header."""
-        source, header = result.frame.source, result.frame.meta
-        nv12 = result.channel_order == 'nv12'
-        size: Tuple[int, int] = pixel_size(result.image) if nv12 \
-            else result.image.shape[1::-1]
+        """
+        Publish one frame's detections (or head outputs) and debug image, with its header.
+
+        A frame of predictions (shadow tracking) has no image, and no debug image.
+        """
+        source, header, size = result.frame.source, result.frame.meta, result.image_size
         if result.heads is not None:
             self.heads.publish(source, header, size, result.heads)
         else:
             self.detections[source].publish(header, result.detections, size)
-        if source in self.debug_images:
-            bgr = nv12_to_bgr(result.image) if nv12 else result.image \
+        debug = self.debug_images.get(source)
+        if debug is not None and result.image is not None and debug.get_subscription_count():
+            bgr = nv12_to_bgr(result.image) if result.channel_order == 'nv12' else result.image \
                 if result.channel_order == 'bgr' or result.image.ndim == 2 \
                 else cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)
-            self.debug_images[source].publish(
+            debug.publish(
                 array_to_image_msg(draw_detections(bgr, result.detections), 'bgr8', header))
 
     def destroy(self) -> None:

@@ -36,6 +36,7 @@ COMMANDS = {
     'batch_bench': 'bench.batch_bench',
     'head_bench': 'bench.head_bench',
     'soak_bench': 'bench.soak_bench',
+    'tracking_bench': 'bench.tracking_bench',
 }
 # Run with `python -m` by another of the package's processes, not by a user.
 INTERNAL = {'hobot_npu_infer/core/backends/rknn/simulator_worker.py'}
@@ -57,6 +58,7 @@ MISTAKES = {
     'batch_bench': (['--seconds', '0'], 2),
     'head_bench': (['--seconds', '0'], 2),
     'soak_bench': (['--minutes', '0'], 2),
+    'tracking_bench': (['--frames', '1'], 2),
 }
 
 

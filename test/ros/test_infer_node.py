@@ -92,7 +92,7 @@ def test_debug_image_has_the_boxes_drawn(system):
     ys, xs = np.nonzero(changed)
     assert changed.sum() > 100  # a box was drawn ...
     x1, y1, x2, y2 = ASTRONAUT_FACE  # ... around the face, and nothing far from it
-    assert xs.min() >= x1 - 15 and xs.max() <= x2 + 40  # the label may run past the box
+    assert xs.min() >= x1 - 15 and xs.max() <= x2 + 60  # the label ("#1 face 0.93") may run past
     assert ys.min() >= y1 - 30 and ys.max() <= y2 + 15
 
 

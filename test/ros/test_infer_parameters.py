@@ -77,13 +77,13 @@ def test_both_rate_fields_set_together_reach_the_scheduler_as_the_parameters_say
 
 
 def test_a_refused_request_applies_none_of_its_values(heads_node):
-    before = heads_node.host.pipeline.score_threshold
+    before = heads_node.host.score_threshold
     declared = values(heads_node, 'score_threshold')
     result = heads_node.set_parameters_atomically([
         Parameter('score_threshold', value=0.9),
         Parameter('heads.landmarks.every_n_frames', value=-1)])
     assert not result.successful and 'every_n_frames' in result.reason
-    assert heads_node.host.pipeline.score_threshold == pytest.approx(before)
+    assert heads_node.host.score_threshold == pytest.approx(before)
     assert values(heads_node, 'score_threshold') == declared
     assert rate_of(heads_node, 'landmarks') == (0.0, 4)
 
@@ -96,7 +96,7 @@ def test_a_valid_request_applies_every_value():
             Parameter('score_threshold', value=0.7),
             Parameter('stale_timeout_s', value=9.0)])
         assert result.successful, result.reason
-        assert node.host.pipeline.score_threshold == pytest.approx(0.7)
+        assert node.host.score_threshold == pytest.approx(0.7)
         assert node.host.settings.thresholds.stale_timeout_s == pytest.approx(9.0)
     finally:
         close(node)
@@ -112,7 +112,7 @@ def test_lifecycle_node_refuses_a_configure_time_value_while_loaded_and_applies_
             Parameter('score_threshold', value=0.8),
             Parameter('model', value='another.onnx')])
         assert not result.successful and result.reason.startswith('model: read when configuring')
-        assert node.host.pipeline.score_threshold != pytest.approx(0.8)
+        assert node.host.score_threshold != pytest.approx(0.8)
         assert values(node, 'model') == ['centerface']
         node.trigger_cleanup()
         [result] = node.set_parameters([Parameter('model', value='centerface')])

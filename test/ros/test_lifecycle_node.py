@@ -222,7 +222,7 @@ def test_configure_time_parameters_change_only_while_unconfigured(system, setup)
     refused = set_parameter(listener, setup.name, 'input_size', '256x192')
     assert not refused.successful and 'cleanup first' in refused.reason
     assert set_parameter(listener, setup.name, 'score_threshold', 0.6).successful  # a runtime one
-    assert node.host.pipeline.score_threshold == pytest.approx(0.6)
+    assert node.host.score_threshold == pytest.approx(0.6)
     assert client.change('cleanup')
     assert set_parameter(listener, setup.name, 'input_size', '256x192').successful
     assert not set_parameter(listener, setup.name, 'input_size', '256by192').successful

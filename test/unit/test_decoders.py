@@ -788,3 +788,18 @@ def test_pipeline_decode_rejects_outputs_for_fewer_images():
 def test_pipeline_rejects_bad_score_threshold(threshold):
     with pytest.raises(ConfigError):
         make_pipeline('letterbox', threshold=threshold)
+
+
+@pytest.mark.parametrize('name', MULTI_CLASS)
+def test_agnostic_nms_keeps_one_box_per_object_whatever_its_class(name):
+    """Ultralytics' agnostic_nms: a person both 'standing' and 'fallen' is one box, the best."""
+    standing, fallen = Det((40, 40, 140, 240), 0, 0.8), Det((44, 42, 142, 236), 1, 0.6)
+    apart = Det((200, 40, 260, 120), 2, 0.7)
+    outputs = outputs_for(name, [[standing, fallen, apart]])
+    per_class = decoder(name).decode(outputs, INPUT, 0.25)[0]
+    assert sorted(per_class.class_ids.tolist()) == [0, 1, 2]  # NMS never compares classes
+    agnostic = decoder(name, agnostic_nms=True).decode(outputs, INPUT, 0.25)[0]
+    assert sorted(agnostic.class_ids.tolist()) == [0, 2]
+    assert agnostic.scores.tolist() == pytest.approx([0.8, 0.7], abs=1e-3)
+    with pytest.raises(ConfigError, match='agnostic_nms'):
+        decoder(name, agnostic_nms='yes')

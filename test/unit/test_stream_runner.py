@@ -8,6 +8,7 @@ a detection whose x1 tells which image it came from. So a result that belongs to
 """
 
 import threading
+import time
 
 from hobot_npu_infer.core.backends.tensors import BatchCapability
 from hobot_npu_infer.core.errors import ImageError, InferError
@@ -276,3 +277,59 @@ def test_a_fixed_batch_model_sets_the_runners_batch_size(make_harness):
     assert h.runner.max_batch == 4
     h = make_harness(model=FakeModel(), max_batch=3, start=False)
     assert h.runner.max_batch == 3
+
+
+# --- frames no head is due on (shadow tracking) ------------------------------------------------
+
+def test_a_skipped_frame_is_told_after_the_results_of_its_sources_frames_in_flight(make_harness):
+    gate = threading.Event()
+    answers = [True, False, False, True]  # run 1, skip 2 and 3, run 4
+    events = []
+    lock = threading.Lock()
+
+    def skipped(frame):
+        with lock:
+            events.append(('skipped', frame.payload.value))
+
+    h = make_harness(model=FakeModel(gate=gate), runs=lambda: answers.pop(0),
+                     on_skipped=skipped)
+    original = h.runner.deliver
+
+    def deliver(result):
+        with lock:
+            events.append(('result', result.frame.payload.value))
+        original(result)
+
+    h.runner.deliver = deliver
+    h.put('a', 1)
+    h.model.runs.wait_count(1)  # frame 1 is in the (blocked) model
+    h.put('a', 2)
+    wait_until(lambda: len(answers) == 2)  # frame 2 taken and found skipped
+    h.put('a', 3)  # supersedes 2 while it waits for frame 1's result
+    wait_until(lambda: len(answers) == 1)
+    assert events == []  # held: nothing may go out before frame 1's result
+    gate.set()
+    h.delivered.wait_count(1)
+    wait_until(lambda: len(events) == 2)
+    assert events == [('result', 1), ('skipped', 3)]
+    assert h.source_stats['a'].dropped_stale == 1  # frame 2, superseded while held
+    h.put('a', 4)  # nothing in flight: runs and goes out in order
+    h.delivered.wait_count(2)
+    assert events == [('result', 1), ('skipped', 3), ('result', 4)]
+
+
+def test_a_skipped_frame_with_nothing_in_flight_is_told_at_once(make_harness):
+    told = []
+    h = make_harness(runs=lambda: False, on_skipped=told.append)
+    h.put('a', 5)
+    wait_until(lambda: told)
+    assert [frame.payload.value for frame in told] == [5]
+    assert h.delivered.items == [] and h.model.runs.items == []  # never converted nor run
+    assert h.converted.items == []
+
+
+def wait_until(condition, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.005)

@@ -34,15 +34,21 @@ class Decoder(ABC):
     num_keypoints = 0
     num_outputs = 1
 
-    def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300):
+    def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
+                 agnostic_nms: bool = False):
         if nms_threshold is None:
             nms_threshold = self.default_nms_threshold
         if not 0.0 < nms_threshold <= 1.0:
             raise ConfigError(f'nms_threshold must be within (0, 1], got {nms_threshold}')
         if max_detections < 1:
             raise ConfigError(f'max_detections must be >= 1, got {max_detections}')
+        if not isinstance(agnostic_nms, bool):
+            raise ConfigError(f'agnostic_nms must be true or false, got {agnostic_nms!r}')
         self.nms_threshold = nms_threshold
         self.max_detections = max_detections
+        # NMS across the classes (Ultralytics' agnostic_nms): one box per object when the
+        # classes are states of one thing (standing, fallen), which trackers need
+        self.agnostic_nms = agnostic_nms
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -81,16 +87,20 @@ class Decoder(ABC):
 
     def nms(self, raw: RawDetections) -> np.ndarray:
         """Return the indices :meth:`suppress` keeps of the best candidates: per-class NMS."""
-        return batched_nms(raw.boxes, raw.scores, raw.class_ids, self.nms_threshold,
+        return batched_nms(raw.boxes, raw.scores, self.nms_classes(raw), self.nms_threshold,
                            self.max_detections)
+
+    def nms_classes(self, raw: RawDetections) -> np.ndarray:
+        """Return the class of each detection as NMS sees it: all one when agnostic."""
+        return np.zeros_like(raw.class_ids) if self.agnostic_nms else raw.class_ids
 
 
 class MultiClassDecoder(Decoder):
     """A decoder of C classes: C from the ``num_classes`` option, else from the output shapes."""
 
     def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
-                 num_classes: Optional[int] = None):
-        super().__init__(nms_threshold, max_detections)
+                 num_classes: Optional[int] = None, agnostic_nms: bool = False):
+        super().__init__(nms_threshold, max_detections, agnostic_nms)
         if num_classes is not None and (isinstance(num_classes, bool)
                                         or not isinstance(num_classes, int) or num_classes < 1):
             raise ConfigError(f'{self.name} num_classes must be a positive integer, '

@@ -34,8 +34,8 @@ class ClassifyDecoder(MultiClassDecoder):
     default_score_threshold = 0.0
 
     def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
-                 num_classes: Optional[int] = None, top_k: int = 5):
-        super().__init__(nms_threshold, max_detections, num_classes)
+                 num_classes: Optional[int] = None, top_k: int = 5, agnostic_nms: bool = False):
+        super().__init__(nms_threshold, max_detections, num_classes, agnostic_nms)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ConfigError(f'{self.name} top_k must be a positive integer, got {top_k!r}')
         self.top_k = top_k

@@ -26,8 +26,8 @@ class SsdDecoder(Decoder):
 
     def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
                  output_roles: Sequence[str] = ROLES[:3], box_order: str = 'yxyx',
-                 class_offset: int = 0):
-        super().__init__(nms_threshold, max_detections)
+                 class_offset: int = 0, agnostic_nms: bool = False):
+        super().__init__(nms_threshold, max_detections, agnostic_nms)
         roles = list(output_roles)
         if sorted(set(roles)) != sorted(roles) or not set(ROLES[:3]) <= set(roles) \
                 or not set(roles) <= set(ROLES):

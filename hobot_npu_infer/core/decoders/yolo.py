@@ -117,5 +117,5 @@ class YoloV8ObbDecoder(ObbHead, YoloV8Decoder):
     """``[B, 4+C+1, N]``: the angle in radians after the classes; rotated NMS."""
 
     def nms(self, raw: RawDetections) -> np.ndarray:
-        return rotated_nms(xywhr(raw), raw.scores, raw.class_ids, self.nms_threshold,
+        return rotated_nms(xywhr(raw), raw.scores, self.nms_classes(raw), self.nms_threshold,
                            self.max_detections)

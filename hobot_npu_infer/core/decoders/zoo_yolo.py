@@ -102,8 +102,9 @@ class PerStrideDecoder(MultiClassDecoder):
 
     def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
                  num_classes: Optional[int] = None, strides: Sequence[int] = DEFAULT_STRIDES,
-                 layout: Optional[str] = None, apply_sigmoid: Optional[bool] = None):
-        super().__init__(nms_threshold, max_detections, num_classes)
+                 layout: Optional[str] = None, apply_sigmoid: Optional[bool] = None,
+                 agnostic_nms: bool = False):
+        super().__init__(nms_threshold, max_detections, num_classes, agnostic_nms)
         strides = tuple(strides)
         if not strides or any(not isinstance(s, int) or s < 1 for s in strides) \
                 or len(set(strides)) != len(strides):
@@ -244,9 +245,9 @@ class DflDecoder(PerStrideDecoder):
     def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
                  num_classes: Optional[int] = None, strides: Sequence[int] = DEFAULT_STRIDES,
                  layout: Optional[str] = None, apply_sigmoid: Optional[bool] = None,
-                 reg_max: int = 16):
+                 reg_max: int = 16, agnostic_nms: bool = False):
         super().__init__(nms_threshold, max_detections, num_classes, strides, layout,
-                         apply_sigmoid)
+                         apply_sigmoid, agnostic_nms)
         if not isinstance(reg_max, int) or reg_max < 1:
             raise ConfigError(f'{self.name} reg_max must be a positive integer, got {reg_max!r}')
         self.reg_max = reg_max
@@ -316,9 +317,9 @@ class AnchorDecoder(PerStrideDecoder):
     def __init__(self, nms_threshold: Optional[float] = None, max_detections: int = 300,
                  num_classes: Optional[int] = None, strides: Sequence[int] = DEFAULT_STRIDES,
                  layout: Optional[str] = None, apply_sigmoid: Optional[bool] = None,
-                 anchors: Sequence = YOLOV5_ANCHORS):
+                 anchors: Sequence = YOLOV5_ANCHORS, agnostic_nms: bool = False):
         super().__init__(nms_threshold, max_detections, num_classes, strides, layout,
-                         apply_sigmoid)
+                         apply_sigmoid, agnostic_nms)
         try:
             table = np.asarray(anchors, dtype=np.float64)
             table = table.reshape(len(self.strides), -1, 2)

@@ -40,13 +40,19 @@ import numpy as np
 
 @dataclass
 class HeadOutput:
-    """One head's result on one frame: detections when it has a decoder, else raw tensors."""
+    """
+    One head's result on one frame: detections when it has a decoder, else raw tensors.
+
+    On a frame the head did not run on, shadow tracking gives it the tracker's predicted
+    detections, and ``measured_meta`` (the meta of the frame they were last measured on).
+    """
 
     head: str
     detections: Optional[List[Detection]]
     tensors: List[np.ndarray]  # this frame's slice of each output, batch dimension kept
     inference_ms: float
     postprocess_ms: float
+    measured_meta: Optional[object] = None
 
 
 @dataclass

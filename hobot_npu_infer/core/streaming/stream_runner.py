@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import functools
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import InferError, one_line
+from hobot_npu_infer.core.imaging.nv12 import pixel_size
 from hobot_npu_infer.core.pipeline.contract import FramePlan, Pipeline, SourceImage
 from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch
 from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
@@ -46,12 +47,25 @@ class MovingAverage:
 
 @dataclass
 class FrameResult:
+    """
+    One frame's results, to publish with its header.
+
+    A frame no head ran on (shadow tracking) has no image, only its size, and head outputs of
+    the tracker's predictions.
+    """
+
     frame: Frame
-    image: np.ndarray  # the converted frame, for debug drawing
+    image: Optional[np.ndarray]  # the converted frame, for debug drawing
     channel_order: str
     detections: List[Detection]
     stage_ms: Dict[str, float] = field(default_factory=dict)
     heads: Optional[list] = None  # a packed model's HeadOutputs for this frame
+    image_size: Optional[Tuple[int, int]] = None  # (w, h): the image's, when there is one
+
+    def __post_init__(self):
+        if self.image is not None:
+            self.image_size = pixel_size(self.image) if self.channel_order == 'nv12' \
+                else self.image.shape[1::-1]
 
 
 @dataclass
@@ -72,7 +86,8 @@ class StreamRunner:
                  source_stats: Dict[str, SourceStats], model_stats: ModelStats,
                  max_batch: int = 1, max_batch_delay_s: float = 0.0,
                  reload_backoff: Optional[ReloadBackoff] = None,
-                 on_run_error: Optional[Callable[[Exception], None]] = None):
+                 on_run_error: Optional[Callable[[Exception], None]] = None,
+                 on_skipped: Optional[Callable[[Frame], None]] = None):
         self.pipeline = pipeline
         self.slots = slots
         self.convert = convert
@@ -87,11 +102,16 @@ class StreamRunner:
         # told the exception of each failed run (backend, decoder or second stage), not only
         # the line model_stats counts
         self.on_run_error = on_run_error
+        # told each frame the pipeline skips (no head due), in its source's order: after the
+        # results of that source's frames already taken for a run (shadow tracking's frames)
+        self.on_skipped = on_skipped
         self._reload_lock = threading.Lock()
         self._handoff: Optional[_Prepared] = None
         self._busy: Dict[int, float] = {}  # runtime -> when its running backend call started
         self._newest_delivered: Dict[str, float] = {}  # source -> arrival of its newest result
         self._deliver_lock = threading.Lock()
+        self._in_flight: Dict[str, int] = {}  # source -> its frames taken for a run, not done
+        self._held: Dict[str, Frame] = {}  # source -> its newest skipped frame, waiting for them
         self._infer_s = MovingAverage()
         self._prepare_s = MovingAverage()
         self._cond = threading.Condition()
@@ -183,9 +203,14 @@ class StreamRunner:
             if plan is not None:
                 frames.append(frame)
                 plans.append(plan)
+            elif self.on_skipped is not None:
+                self._skipped(frame)
         item = self._prepare(frames, plans) if frames else None
         if item is None:
             return
+        with self._deliver_lock:
+            for frame in item.frames:
+                self._in_flight[frame.source] = self._in_flight.get(frame.source, 0) + 1
         with self._cond:
             self._handoff = item
             self._cond.notify_all()
@@ -215,6 +240,13 @@ class StreamRunner:
             # them first, and this stale item would be run instead of being dropped.
             newer = [self.slots.take_source(frame.source) for frame in item.frames]
             self._cond.notify_all()
+        try:
+            self._run(item, newer, runtime)
+        finally:
+            self._done([frame.source for frame in item.frames])
+
+    def _run(self, item: _Prepared, newer: List[Optional[Frame]], runtime: int) -> None:
+        """Run one prepared item on ``runtime`` and deliver its results."""
         item = self._freshen(item, newer)
         if item is None:
             return
@@ -252,3 +284,32 @@ class StreamRunner:
                     'queue_wait': waited * 1e3, 'preprocess': prep_ms,
                     'inference': inference_ms, 'postprocess': postprocess_ms},
                     outcome.heads[i] if outcome.heads else None))
+
+    def _skipped(self, frame: Frame) -> None:
+        """Tell of a skipped frame now, or after its source's frames in flight."""
+        with self._deliver_lock:
+            if self._in_flight.get(frame.source):
+                if frame.source in self._held:
+                    self.source_stats[frame.source].on_dropped()  # superseded while held
+                self._held[frame.source] = frame
+            else:
+                self._tell_skipped(frame)
+
+    def _tell_skipped(self, frame: Frame) -> None:
+        """Tell ``on_skipped`` of ``frame`` unless a newer result went out (under the lock)."""
+        if frame.received <= self._newest_delivered.get(frame.source, float('-inf')):
+            self.source_stats[frame.source].on_dropped()
+            return
+        self._newest_delivered[frame.source] = frame.received
+        try:
+            self.on_skipped(frame)
+        except Exception as exc:  # a bug must not leave the other sources' frames held
+            self.on_internal_error(f'skipped frame of {frame.source}: {one_line(exc)}')
+
+    def _done(self, sources: List[str]) -> None:
+        """Frames of ``sources`` are out of flight: tell the skipped frames held for them."""
+        with self._deliver_lock:
+            for source in sources:
+                self._in_flight[source] -= 1
+                if not self._in_flight[source] and source in self._held:
+                    self._tell_skipped(self._held.pop(source))
