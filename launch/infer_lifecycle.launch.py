@@ -3,6 +3,7 @@ image_source and infer_lifecycle_node (the managed infer_node) with config/defau
 
 ros2 launch hobot_npu_infer infer_lifecycle.launch.py [autostart:=false] [namespace:=robot1]
     [image_topic:=/camera/image_raw] [config:=/path/to/params.yaml] [use_test_camera:=false]
+    [dds_profile:='']
 
 The managed node is named infer_node, so the same parameters file applies (its keys are
 ``/**/infer_node``). With autostart (the default) the launch configures it, and activates it
@@ -10,7 +11,8 @@ the first time it is inactive; with autostart:=false it waits unconfigured for
 ``ros2 lifecycle set /infer_node configure`` (or a lifecycle manager).
 """
 
-from hobot_npu_infer.ros.launch_arguments import (camera_remappings, single_camera_arguments,
+from hobot_npu_infer.ros.launch_arguments import (camera_remappings, checked_nodes,
+                                                  dds_profile_argument, single_camera_arguments,
                                                   use_test_camera_argument)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
@@ -23,22 +25,18 @@ from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
 
-def generate_launch_description():
+def nodes(config, env):
+    """image_source, and infer_lifecycle_node taken to active with autostart."""
     namespace = LaunchConfiguration('namespace')
-    config = LaunchConfiguration('config')
     autostart = IfCondition(LaunchConfiguration('autostart'))
     camera = camera_remappings()
     infer = LifecycleNode(package='hobot_npu_infer', executable='infer_lifecycle_node',
                           name='infer_node', namespace=namespace, parameters=[config],
-                          remappings=camera, output='screen')
-    return LaunchDescription([
-        *single_camera_arguments(),
-        DeclareLaunchArgument('autostart', default_value='true',
-                              description='configure and activate infer_node at launch'),
-        use_test_camera_argument(),
+                          remappings=camera, additional_env=env, output='screen')
+    return [
         Node(package='hobot_npu_infer', executable='image_source', name='image_source',
-             namespace=namespace, parameters=[config], remappings=camera, output='screen',
-             condition=IfCondition(LaunchConfiguration('use_test_camera'))),
+             namespace=namespace, parameters=[config], remappings=camera, additional_env=env,
+             output='screen', condition=IfCondition(LaunchConfiguration('use_test_camera'))),
         infer,
         # configured -> inactive: activate, once (a later manual configure is left inactive)
         RegisterEventHandler(OnStateTransition(
@@ -50,4 +48,15 @@ def generate_launch_description():
         EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(infer),
                                     transition_id=Transition.TRANSITION_CONFIGURE),
                   condition=autostart),
+    ]
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        *single_camera_arguments(),
+        DeclareLaunchArgument('autostart', default_value='true',
+                              description='configure and activate infer_node at launch'),
+        use_test_camera_argument(),
+        dds_profile_argument(),
+        checked_nodes(nodes),
     ])

@@ -9,6 +9,7 @@ infer_lifecycle_node: infer_node as a managed (lifecycle) node, with the same pa
 - cleanup: release the model, the publishers and the threads (back to unconfigured);
 - shutdown, or an error in a transition: release everything.
 
+At start-up it makes sure no other node of its full name is on the graph (:class:`NameCheck`).
 A configure that fails (a bad parameter, a model that does not load) logs one line and leaves
 the node unconfigured. Parameters that infer_node fixes at start-up can be changed here while
 the node is unconfigured (e.g. ``model`` after a failed configure), and are read at configure.
@@ -21,7 +22,7 @@ import traceback
 from hobot_npu_infer.core.errors import InferError
 from hobot_npu_infer.ros.infer_parameters import PARAMETERS
 from hobot_npu_infer.ros.inference_host import InferenceHost
-from hobot_npu_infer.ros.node_main import node_usage, run_node
+from hobot_npu_infer.ros.node_main import NameCheck, node_usage, run_node
 from hobot_npu_infer.ros.param_specs import InvalidParameter
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
@@ -54,7 +55,10 @@ class InferLifecycleNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__('infer_node', **kwargs)
+        self.name_check = NameCheck(self)
         self.host = InferenceHost(self, managed=True)
+        self.name_check.wait()  # before its lifecycle services answer anyone
+        self.name_check.watch()
         self.get_logger().info('unconfigured: configure to load the model')
 
     @transition('configure')

@@ -1,12 +1,25 @@
 """
 Node parameters declared from one table: type, default, description, range, read-only.
 
-Values are validated when declared and again on every runtime change, with a reason that names
-the parameter; a runtime change is checked whole before any of it applies.
+Every parameter holds a value of its declared type from the start, an empty list too, so
+``ros2 param dump`` and ``ros2 param get`` see all of them. A number of the other kind is taken
+where nothing is lost: an integer for a double, a whole double for an integer (and lists of
+them); the node then holds it as the declared type. Values are validated when declared and again
+on every runtime change, with a reason that names the parameter; a runtime change is checked
+whole before any of it applies.
+
+How, on Humble and Jazzy alike: rclpy checks a static type before any callback can convert the
+value (Iron added pre-set callbacks, which Humble lacks and which declaring skips), so every
+parameter is declared with ``dynamic_typing`` and its declared type is enforced here, by the
+node's one on-set callback. It converts each value and puts the converted parameter in the list
+rclpy then stores and announces (both distros store the list their on-set callbacks received),
+and puts back the declared type in the descriptor, which rclpy's dynamic typing sets to the type
+of each value offered.
 """
 
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+import weakref
 
 from hobot_npu_infer.core.errors import InferError
 from rcl_interfaces.msg import (
@@ -15,11 +28,22 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
-from rclpy.exceptions import ParameterUninitializedException
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 Check = Callable[[Any], Optional[str]]  # value -> reason it is invalid, or None
+ARRAYS = frozenset((Parameter.Type.BYTE_ARRAY, Parameter.Type.BOOL_ARRAY,
+                    Parameter.Type.INTEGER_ARRAY, Parameter.Type.DOUBLE_ARRAY,
+                    Parameter.Type.STRING_ARRAY))
+
+
+class InvalidParameter(ValueError):
+    """A parameter value is invalid; the message names the parameter."""
+
+
+def is_whole(value: Any) -> bool:
+    return isinstance(value, float) and value.is_integer()
 
 
 @dataclass(frozen=True)
@@ -33,9 +57,10 @@ class ParamSpec:
     check: Optional[Check] = None
 
     def descriptor(self) -> ParameterDescriptor:
+        """Describe the parameter; dynamically typed, as its type is enforced by ``typed``."""
         descriptor = ParameterDescriptor(name=self.name, type=self.type.value,
                                          description=self.description,
-                                         read_only=self.read_only)
+                                         read_only=self.read_only, dynamic_typing=True)
         if self.range is not None:
             low, high = self.range
             if self.type == Parameter.Type.INTEGER:
@@ -46,9 +71,49 @@ class ParamSpec:
                     from_value=float(low), to_value=float(high), step=0.0)]
         return descriptor
 
+    def typed(self, kind: Parameter.Type, value: Any, declaring: bool = False) -> Any:
+        """
+        Return ``value``, of type ``kind``, as this parameter's type; raise InvalidParameter.
+
+        Taken without loss: an integer for a double, a whole double for an integer, the same
+        for their lists, and an empty list of any kind (``ros2 param set`` sends ``[]`` as a
+        bool array). When ``declaring``, no value (``-p name:=[]`` or ``name: []`` in a
+        parameters file) is an empty list; later, unsetting a parameter is refused.
+        """
+        want = self.type
+        if kind == want:
+            return value
+        if kind == Parameter.Type.NOT_SET:
+            if declaring and want in ARRAYS:
+                return []
+            raise InvalidParameter(f'{self.name}: needs a value of type {want.name} (it cannot '
+                                   f'be unset)')
+        if want in ARRAYS and kind in ARRAYS and len(value) == 0:
+            return []
+        if want == Parameter.Type.DOUBLE and kind == Parameter.Type.INTEGER:
+            return float(value)
+        if want == Parameter.Type.INTEGER and kind == Parameter.Type.DOUBLE and is_whole(value):
+            return int(value)
+        if want == Parameter.Type.DOUBLE_ARRAY and kind == Parameter.Type.INTEGER_ARRAY:
+            return [float(v) for v in value]
+        if want == Parameter.Type.INTEGER_ARRAY and kind == Parameter.Type.DOUBLE_ARRAY and \
+                all(map(is_whole, value)):
+            return [int(v) for v in value]
+        lossy = ' (not a whole number)' if kind in (Parameter.Type.DOUBLE,
+                                                    Parameter.Type.DOUBLE_ARRAY) else ''
+        shown = list(value) if kind in ARRAYS else value
+        raise InvalidParameter(f'{self.name}={shown!r}: expected {want.name}, got '
+                               f'{kind.name}{lossy}')
+
+    def range_text(self) -> str:
+        low, high = self.range
+        if self.type == Parameter.Type.INTEGER:
+            return f'{int(low)}..{int(high)}'
+        return f'{low:g}..{high:g}'
+
     def problem(self, value: Any) -> Optional[str]:
         if self.range is not None and not self.range[0] <= value <= self.range[1]:
-            return f'{self.name}={value!r} is outside {self.range[0]}..{self.range[1]}'
+            return f'{self.name}={value!r} is out of range {self.range_text()}'
         if self.check is not None:
             reason = self.check(value)
             if reason:
@@ -98,8 +163,8 @@ def strings(name, default, description, read_only=True, check=None) -> ParamSpec
 
 def integers(name, default, description, low, high, read_only=True) -> ParamSpec:
     def in_range(values):
-        return next((f'{v} is outside {low}..{high}' for v in values if not low <= v <= high),
-                    None)
+        return next((f'{v} is out of range {low}..{high}' for v in values
+                     if not low <= v <= high), None)
     return ParamSpec(name, list(default), description, Parameter.Type.INTEGER_ARRAY, read_only,
                      None, in_range)
 
@@ -117,23 +182,105 @@ def boolean(name, default, description, read_only=True) -> ParamSpec:
     return ParamSpec(name, default, description, Parameter.Type.BOOL, read_only)
 
 
-class InvalidParameter(ValueError):
-    """A parameter value given at start-up is invalid; the message names it."""
+Changes = Dict[str, Any]  # parameter name -> new value, for one set request
+Guard = Tuple[Callable[[Changes], Optional[str]], Callable[[Changes], None]]  # check, apply
+# rclpy's post-set callback (Iron and later); Humble has only the on-set callback.
+HAS_POST_SET = hasattr(Node, 'add_post_set_parameters_callback')
+
+
+class NodeParameters:
+    """
+    The parameters a node declared from specs, and its one on-set callback.
+
+    The callback gives each value the declared type (``ParamSpec.typed``), then runs the
+    guards' checks on the whole request; the guards' ``apply`` runs once the values are stored.
+    Parameters not declared from specs, such as rclpy's own ``use_sim_time``, pass unchanged.
+    """
+
+    def __init__(self, node: Node):
+        self._node = weakref.ref(node)  # the node holds this object's callbacks
+        self.specs: Dict[str, ParamSpec] = {}
+        self.guards: List[Guard] = []
+        self.refused: Optional[str] = None  # why the last request was refused, for declare
+        node.add_on_set_parameters_callback(self._on_set)
+        if HAS_POST_SET:
+            node.add_post_set_parameters_callback(self._post_set)
+
+    def _on_set(self, params: List[Parameter]) -> SetParametersResult:
+        node = self._node()
+        try:
+            self._convert(node, params)
+            changes = {param.name: param.value for param in params}
+            for check, _ in self.guards:
+                reason = check(changes)
+                if reason:
+                    raise InvalidParameter(reason)
+        except InvalidParameter as exc:
+            self.refused = str(exc)
+            return SetParametersResult(successful=False, reason=self.refused)
+        finally:
+            self._restore_types(node, params)
+        if not HAS_POST_SET:  # Humble: the values are stored right after this returns
+            self._post_set(params)
+        return SetParametersResult(successful=True)
+
+    def _convert(self, node: Node, params: List[Parameter]) -> None:
+        """Replace, in the list rclpy stores from, each value by its declared type's."""
+        for i, param in enumerate(params):
+            spec = self.specs.get(param.name)
+            if spec is None or param.type_ == spec.type:
+                continue
+            value = spec.typed(param.type_, param.value, not node.has_parameter(param.name))
+            params[i] = Parameter(param.name, spec.type, value)
+
+    def _restore_types(self, node: Node, params: List[Parameter]) -> None:
+        """Put back the declared types rclpy's dynamic typing wrote into the descriptors."""
+        for param in params:
+            spec = self.specs.get(param.name)
+            if spec is not None and node.has_parameter(param.name):
+                node.describe_parameter(param.name).type = spec.type.value
+
+    def _post_set(self, params: List[Parameter]) -> None:
+        changes = {param.name: param.value for param in params}
+        for _, apply in self.guards:
+            apply(changes)
+
+
+TABLE_ATTRIBUTE = '_hobot_npu_infer_parameters'
+
+
+def node_parameters(node: Node) -> NodeParameters:
+    """
+    Return the parameter table of ``node``, made (and its callbacks added) on first use.
+
+    The node keeps it (no registry outside: the guards refer to the node, which would then
+    never be freed, nor its DDS participant leave the graph).
+    """
+    table = getattr(node, TABLE_ATTRIBUTE, None)
+    if table is None:
+        table = NodeParameters(node)
+        setattr(node, TABLE_ATTRIBUTE, table)
+    return table
 
 
 def declare(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
-    """Declare every parameter of ``specs`` and return the start-up values, each validated."""
+    """
+    Declare every parameter of ``specs`` and return the start-up values, each validated.
+
+    A value given at start-up (``-p``, a parameters file) is converted as a runtime one is.
+    """
+    table = node_parameters(node)
+    table.specs.update({spec.name: spec for spec in specs})
     values = {}
     for spec in specs:
-        # An empty list cannot tell its element type; declare the type, then read the override.
+        table.refused = None
         try:
-            if isinstance(spec.default, list) and not spec.default:
-                param = node.declare_parameter(spec.name, spec.type, spec.descriptor())
-                value = param.value if param.type_ != Parameter.Type.NOT_SET else []
-            else:
-                value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
-        except Exception as exc:  # rclpy's type and range errors, with their own wording
+            value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        except InvalidParameterValueException as exc:  # refused by a callback, or a range
+            raise InvalidParameter(table.refused or f'parameter {spec.name}: {exc}') from None
+        except Exception as exc:  # rclpy's own errors, with their own wording
             raise InvalidParameter(f'parameter {spec.name}: {exc}') from None
+        node.describe_parameter(spec.name).type = spec.type.value
         reason = spec.problem(value)
         if reason:
             raise InvalidParameter(reason)
@@ -142,23 +289,8 @@ def declare(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
 
 
 def current_values(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
-    """
-    Return the values the parameters of ``specs`` have now.
-
-    A list declared empty and never set reads as empty.
-    """
-    values = {}
-    for spec in specs:
-        try:
-            values[spec.name] = node.get_parameter(spec.name).value
-        except ParameterUninitializedException:
-            values[spec.name] = []
-    return values
-
-
-Changes = Dict[str, Any]  # parameter name -> new value, for one set request
-# rclpy's post-set callback (Iron and later); Humble has only the on-set callback.
-HAS_POST_SET = hasattr(Node, 'add_post_set_parameters_callback')
+    """Return the values the parameters of ``specs`` have now."""
+    return {spec.name: node.get_parameter(spec.name).value for spec in specs}
 
 
 def first_problem(specs: Dict[str, ParamSpec], changes: Changes) -> Optional[str]:
@@ -180,20 +312,9 @@ def guard_changes(node: Node, check: Callable[[Changes], Optional[str]],
     """
     Check a whole set request before any of it applies, so a refused set never half-applies.
 
-    ``check`` returns the reason to refuse the set (naming the parameter), or None; ``apply``
-    runs once the values are stored: in rclpy's post-set callback, or on Humble, which lacks
-    it, at the end of the on-set callback once every check has passed.
+    ``check`` returns the reason to refuse the set (naming the parameter), or None; it sees the
+    values already of their declared types. ``apply`` runs once the values are stored: in
+    rclpy's post-set callback, or on Humble, which lacks it, at the end of the on-set callback
+    once every check has passed.
     """
-    def on_set(params: List[Parameter]) -> SetParametersResult:
-        changes = {param.name: param.value for param in params}
-        reason = check(changes)
-        if reason:
-            return SetParametersResult(successful=False, reason=reason)
-        if not HAS_POST_SET:
-            apply(changes)
-        return SetParametersResult(successful=True)
-
-    node.add_on_set_parameters_callback(on_set)
-    if HAS_POST_SET:
-        node.add_post_set_parameters_callback(
-            lambda params: apply({param.name: param.value for param in params}))
+    node_parameters(node).guards.append((check, apply))

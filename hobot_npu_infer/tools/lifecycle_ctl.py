@@ -1,13 +1,39 @@
 """
-lifecycle_ctl: ``ros2 lifecycle get/set`` for machines without ros2cli.
+lifecycle_ctl: ``ros2 lifecycle`` (get, set, list, nodes) for machines without ros2cli.
 
-    python -m hobot_npu_infer.tools.lifecycle_ctl get /infer_node
-    python -m hobot_npu_infer.tools.lifecycle_ctl set /infer_node TRANSITION
+    python -m hobot_npu_infer.tools.lifecycle_ctl get [NODE]
+    python -m hobot_npu_infer.tools.lifecycle_ctl set NODE TRANSITION
+    python -m hobot_npu_infer.tools.lifecycle_ctl list NODE [-a]
+    python -m hobot_npu_infer.tools.lifecycle_ctl nodes [-a] [-c]
 
-TRANSITION: configure, activate, deactivate, cleanup or shutdown.
+Each verb prints what ros2cli's ros2lifecycle verb of ROS 2 Jazzy prints (verb/get.py, set.py,
+list.py, nodes.py, api/__init__.py), on the same stream and with the same exit code; a string
+a verb returns is printed by ``sys.exit`` there, so on stderr with exit 1:
 
-Prints what ros2 lifecycle prints: ``inactive [2]`` for get; ``Transitioning successful`` (exit
-0) or ``Transitioning failed`` (exit 1) for set. No such node: one line, exit 2.
+- ``get NODE``: ``<label> [<id>]``, e.g. ``inactive [2]`` (exit 0); ``get``: one
+  ``<node>: <label> [<id>]`` per lifecycle node, sorted;
+- ``set NODE TRANSITION`` (a label or an id, of a transition available from the current
+  state): ``Transitioning successful`` (exit 0); ``Transitioning failed`` on stderr, exit 0
+  (ros2 lifecycle set returns nothing after printing it: check the output, or get); a
+  transition not available now: ``Unknown transition requested, available ones are:`` and a
+  ``- <label> [<id>]`` line per available one, on stderr, exit 1;
+- ``list NODE``: per available transition three lines, ``- <label> [<id>]``, then a tab and
+  ``Start: <state>``, a tab and ``Goal: <state>`` (``-a``: the whole transition graph);
+  ``nodes``: the lifecycle nodes' full names (``-c``: their count);
+- NODE not a lifecycle node on the graph: ``Node not found`` on stderr, exit 1.
+
+A lifecycle node is one with a ``<node>/get_state`` service of type lifecycle_msgs/srv/GetState;
+names starting with ``_`` are hidden unless ``--include-hidden-nodes`` (``-a`` for nodes).
+
+Discovery: ros2 asks its daemon, which already knows the graph; this process discovers it
+afresh, so it waits up to ``--spin-time`` seconds (default 4: on one machine discovery takes
+0.2 s, or up to 3 s when it waits for the other side's next announcement) for NODE, or that
+long for every node when listing. Then it waits up to 120 s for each answer (ros2: without
+limit). ``--timeout S`` (lifecycle_ctl's own; Jazzy's ros2 lifecycle has no such option) waits
+up to S seconds for NODE and for each answer instead, for scripts that start a node and use it
+at once; a NODE still absent then, or an answer that does not come, is one line
+``error: ...`` on stderr and exit 2.
+
 :class:`LifecycleClient` is the same client for a node of one's own (the tests use it).
 """
 
@@ -16,15 +42,22 @@ from collections.abc import Callable, Iterable
 import os
 import sys
 import time
+from typing import List, Optional
 
 from hobot_npu_infer.ros.node_main import shut_down
-from lifecycle_msgs.srv import ChangeState, GetState
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetAvailableTransitions, GetState
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.utilities import remove_ros_args
 
 PROG = 'lifecycle_ctl'
 TRANSITIONS = ('configure', 'activate', 'deactivate', 'cleanup', 'shutdown')
+GET_STATE_TYPE = 'lifecycle_msgs/srv/GetState'
+HIDDEN_PREFIX = '_'
+DISCOVERY_S = 4.0
+ANSWER_S = 120.0
+NODE_NOT_FOUND = 'Node not found'
 
 
 def poll(future, timeout: float) -> bool:
@@ -35,22 +68,34 @@ def poll(future, timeout: float) -> bool:
     return future.done()
 
 
+def absolute(name: str) -> str:
+    """ros2node's get_absolute_node_name: a leading '/' added when missing."""
+    return name if name.startswith('/') else '/' + name
+
+
 class LifecycleClient:
     """
-    The get_state and change_state services of one lifecycle node, from ``node``.
+    The lifecycle services of one lifecycle node, from ``node``.
 
     ``wait(future, timeout) -> bool`` waits for a reply: :func:`poll` when the node is spun
-    elsewhere (the default), or an executor's ``spin_until_future_complete``.
+    elsewhere (the default), or an executor's ``spin_until_future_complete``. A service that
+    is not there, or a reply that does not come, within the timeout raises TimeoutError; a
+    service call that failed raises what it raised.
     """
 
     def __init__(self, node, target: str, wait: Callable = poll):
-        self.target = target if target.startswith('/') else '/' + target
+        self.target = absolute(target)
         self.node = node
         self.wait = wait
-        self._get = node.create_client(GetState, f'{self.target}/get_state')
-        self._change = node.create_client(ChangeState, f'{self.target}/change_state')
+        self._clients = {}
 
-    def _call(self, client, request, timeout: float):
+    def _client(self, srv_type, service: str):
+        if service not in self._clients:
+            self._clients[service] = self.node.create_client(srv_type, f'{self.target}/{service}')
+        return self._clients[service]
+
+    def _call(self, srv_type, service: str, request, timeout: float):
+        client = self._client(srv_type, service)
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f'no lifecycle node {self.target} (no {client.srv_name} service '
                                f'within {timeout:g} s)')
@@ -61,40 +106,216 @@ class LifecycleClient:
 
     def state(self, timeout: float = 30.0) -> tuple:
         """(label, id) of the current state, e.g. ('inactive', 2)."""
-        state = self._call(self._get, GetState.Request(), timeout).current_state
+        state = self._call(GetState, 'get_state', GetState.Request(), timeout).current_state
         return state.label, state.id
 
-    def change(self, transition: str, timeout: float = 120.0) -> bool:
-        """Request a transition by its label; True when it succeeded."""
+    def transitions(self, timeout: float = 30.0, graph: bool = False) -> list:
+        """Return the TransitionDescriptions available now (``graph``: all of the node's)."""
+        service = 'get_transition_graph' if graph else 'get_available_transitions'
+        return list(self._call(GetAvailableTransitions, service,
+                               GetAvailableTransitions.Request(), timeout)
+                    .available_transitions)
+
+    def change(self, transition, timeout: float = 120.0) -> bool:
+        """Request a transition (a label, or a lifecycle_msgs Transition); True on success."""
         request = ChangeState.Request()
-        request.transition.label = transition
-        return bool(self._call(self._change, request, timeout).success)
+        if isinstance(transition, Transition):
+            request.transition = transition
+        else:
+            request.transition.label = transition
+        return bool(self._call(ChangeState, 'change_state', request, timeout).success)
 
     def close(self) -> None:
-        self.node.destroy_client(self._get)
-        self.node.destroy_client(self._change)
+        for client in self._clients.values():
+            self.node.destroy_client(client)
+        self._clients = {}
+
+
+def is_hidden(name: str) -> bool:
+    return any(part.startswith(HIDDEN_PREFIX) for part in name.split('/') if part)
+
+
+def lifecycle_nodes(node, include_hidden: bool) -> List[str]:
+    """
+    Full names of the lifecycle nodes on the graph, as ros2lifecycle's get_node_names.
+
+    Nodes with a <name>/get_state service of the GetState type; hidden ones (a name starting
+    with '_') only with ``include_hidden``.
+    """
+    services = {name for name, types in node.get_service_names_and_types()
+                if GET_STATE_TYPE in types and (include_hidden or not is_hidden(name))}
+    names = []
+    for name, namespace in node.get_node_names_and_namespaces():
+        if not name or (name.startswith(HIDDEN_PREFIX) and not include_hidden):
+            continue
+        full = namespace + ('' if namespace.endswith('/') else '/') + name
+        if f'{full}/get_state' in services:
+            names.append(full)
+    return names
+
+
+def discover(node, target: Optional[str], include_hidden: bool, seconds: float) -> List[str]:
+    """Return the lifecycle nodes once ``target`` is among them, or after ``seconds``."""
+    end = time.monotonic() + seconds
+    while True:
+        names = lifecycle_nodes(node, include_hidden)
+        if (target is not None and target in names) or time.monotonic() >= end:
+            return names
+        time.sleep(0.05)
 
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument('--timeout', type=float, default=120.0, metavar='S',
-                        help='wait at most S seconds for the node and its answer (default 120)')
-    p = argparse.ArgumentParser(prog=PROG, description='Get the state of a lifecycle node or '
-                                'request a transition (as ros2 lifecycle get/set).')
-    commands = p.add_subparsers(dest='command', required=True)
-    get = commands.add_parser('get', parents=[common], help='print the current state')
-    get.add_argument('node', help='node name, e.g. /infer_node')
-    set_ = commands.add_parser('set', parents=[common], help='request a transition')
+    common.add_argument('--spin-time', type=float, default=DISCOVERY_S, metavar='S',
+                        help=f'wait up to S seconds for discovery (default {DISCOVERY_S:g})')
+    common.add_argument('--timeout', type=float, default=None, metavar='S',
+                        help='wait up to S seconds for NODE to appear and for each answer; '
+                             'then one error line and exit 2 (not in ros2 lifecycle)')
+    hidden = argparse.ArgumentParser(add_help=False)
+    hidden.add_argument('--include-hidden-nodes', action='store_true',
+                        help='consider hidden nodes as well')
+    p = argparse.ArgumentParser(prog=PROG, description='Lifecycle nodes: their state, a '
+                                'transition, the transitions, the nodes (as ros2 lifecycle '
+                                'get/set/list/nodes, without ros2cli).')
+    verbs = p.add_subparsers(dest='command', required=True)
+    get = verbs.add_parser('get', parents=[common, hidden], help='print the current state')
+    get.add_argument('node', nargs='?', help='node name, e.g. /infer_node (none: every '
+                     'lifecycle node)')
+    set_ = verbs.add_parser('set', parents=[common, hidden], help='request a transition')
     set_.add_argument('node', help='node name, e.g. /infer_node')
-    set_.add_argument('transition', choices=TRANSITIONS)
+    set_.add_argument('transition', help=f'a transition label ({", ".join(TRANSITIONS)}) or '
+                      'id, available from the current state')
+    list_ = verbs.add_parser('list', parents=[common, hidden],
+                             help='print the transitions available now')
+    list_.add_argument('node', help='node name, e.g. /infer_node')
+    list_.add_argument('-a', '--all', action='store_true',
+                       help='every transition of the node')
+    nodes = verbs.add_parser('nodes', parents=[common], help='print the lifecycle nodes')
+    nodes.add_argument('-a', '--all', action='store_true', help='hidden nodes as well')
+    nodes.add_argument('-c', '--count-nodes', action='store_true',
+                       help='print only how many there are')
     return p
+
+
+class Verbs:
+    """The verbs (``verb_<name>``) over one discovery node; each returns the exit code."""
+
+    def __init__(self, node, options, wait: Callable):
+        self.node = node
+        self.options = options
+        self.wait = wait
+        self.answer_s = options.timeout if options.timeout is not None else ANSWER_S
+
+    def find(self, target: Optional[str]) -> Optional[List[str]]:
+        """Return the lifecycle nodes; None (said so) when ``target`` is not among them."""
+        seconds = self.options.timeout if self.options.timeout is not None \
+            else self.options.spin_time
+        names = discover(self.node, target, getattr(self.options, 'include_hidden_nodes',
+                                                    False), seconds)
+        if target is None or target in names:
+            return names
+        if self.options.timeout is not None:
+            print(f'error: no lifecycle node {target} (no {target}/get_state service within '
+                  f'{self.options.timeout:g} s)', file=sys.stderr)
+            return None
+        print(NODE_NOT_FOUND, file=sys.stderr)
+        return None
+
+    def client(self, target: str) -> LifecycleClient:
+        return LifecycleClient(self.node, target, self.wait)
+
+    def verb_get(self) -> int:
+        target = absolute(self.options.node) if self.options.node else None
+        names = self.find(target)
+        if names is None:
+            return 2 if self.options.timeout is not None else 1
+        states = {}
+        for name in [target] if target else sorted(names):
+            try:
+                states[name] = self.client(name).state(self.answer_s)
+            except TimeoutError:
+                raise
+            except Exception as exc:  # noqa: BLE001 (ros2 prints what the call raised)
+                print(f"Exception while calling service of node '{name}': {exc}",
+                      file=sys.stderr)
+                if target:
+                    return 1
+        for name in sorted(states):
+            label, state_id = states[name]
+            print(f'{name}: {label} [{state_id}]' if target is None else
+                  f'{label} [{state_id}]')
+        return 0
+
+    def verb_set(self) -> int:
+        target = absolute(self.options.node)
+        if self.find(target) is None:
+            return 2 if self.options.timeout is not None else 1
+        client = self.client(target)
+        try:
+            available = client.transitions(self.answer_s)
+        except TimeoutError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            print(f"Exception while calling service of node '{self.options.node}': {exc}",
+                  file=sys.stderr)
+            return 1
+        wanted = self.options.transition
+        chosen = next((t.transition for t in available if t.transition.label == wanted), None)
+        if chosen is None:
+            chosen = next((t.transition for t in available if str(t.transition.id) == wanted),
+                          None)
+        if chosen is None:
+            print('Unknown transition requested, available ones are:' + ''.join(
+                f'\n- {t.transition.label} [{t.transition.id}]' for t in available),
+                file=sys.stderr)
+            return 1
+        try:
+            ok = client.change(chosen, self.answer_s)
+        except TimeoutError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            print(f"Exception while calling service of node '{self.options.node}': {exc}",
+                  file=sys.stderr)
+            return 0
+        if ok:
+            print('Transitioning successful')
+        else:
+            print('Transitioning failed', file=sys.stderr)
+        return 0  # as ros2 lifecycle set: a failed transition is not an exit code
+
+    def verb_list(self) -> int:
+        target = absolute(self.options.node)
+        if self.find(target) is None:
+            return 2 if self.options.timeout is not None else 1
+        try:
+            transitions = self.client(target).transitions(self.answer_s, graph=self.options.all)
+        except TimeoutError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            print(f"Exception while calling service of node '{self.options.node}': {exc}",
+                  file=sys.stderr)
+            return 1
+        for t in transitions:
+            print(f'- {t.transition.label} [{t.transition.id}]\n'
+                  f'\tStart: {t.start_state.label}\n'
+                  f'\tGoal: {t.goal_state.label}')
+        return 0
+
+    def verb_nodes(self) -> int:
+        names = discover(self.node, None, self.options.all, self.options.timeout
+                         if self.options.timeout is not None else self.options.spin_time)
+        if self.options.count_nodes:
+            print(len(names))
+        elif names:
+            print(*sorted(names), sep='\n')
+        return 0
 
 
 def main(args: Iterable[str] | None = None) -> int:
     argv = [PROG, *(sys.argv[1:] if args is None else list(args))]
     options = parser().parse_args(remove_ros_args(argv)[1:])
     rclpy.init(args=argv)
-    node = rclpy.create_node(f'{PROG}_{os.getpid()}')
+    node = rclpy.create_node(f'_{PROG}_{os.getpid()}')  # hidden, as ros2cli's own node
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 
@@ -102,14 +323,7 @@ def main(args: Iterable[str] | None = None) -> int:
         executor.spin_until_future_complete(future, timeout_sec=timeout)
         return future.done()
     try:
-        client = LifecycleClient(node, options.node, wait)
-        if options.command == 'get':
-            label, state_id = client.state(options.timeout)
-            print(f'{label} [{state_id}]')
-            return 0
-        ok = client.change(options.transition, options.timeout)
-        print('Transitioning successful' if ok else 'Transitioning failed')
-        return 0 if ok else 1
+        return getattr(Verbs(node, options, wait), f'verb_{options.command}')()
     except TimeoutError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

@@ -1,13 +1,13 @@
-"""The ament_python layout, proven by a real colcon build, and the launch file's wiring."""
+"""The ament_python layout, proven by a real colcon build, and the launch files' wiring."""
 
 import ast
 import os
 import shutil
 import subprocess
 import sys
-import types
 
 from conftest import REPO
+from launch_stand_ins import run_launch_file
 from project_files import console_scripts as entry_points
 import pytest
 import yaml
@@ -46,7 +46,8 @@ def test_colcon_installs_marker_manifest_launch_and_config(install):
     assert (share / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
     assert (share / PACKAGE / 'package.xml').is_file()
     assert (share / PACKAGE / 'launch' / 'infer.launch.py').is_file()
-    for name in ('default.yaml', 'multi_camera.yaml', 'multi_head.yaml', 'fastdds_shm.xml'):
+    for name in ('default.yaml', 'multi_camera.yaml', 'multi_head.yaml', 'fastdds_shm.xml',
+                 'fastdds_large_frames.xml'):
         assert (share / PACKAGE / 'config' / name).is_file()
     for name in ('multi_camera.launch.py', 'multi_head.launch.py', 'infer_lifecycle.launch.py'):
         assert (share / PACKAGE / 'launch' / name).is_file()
@@ -132,109 +133,228 @@ def console_scripts():
     return set(entry_points())
 
 
-class Recorder:
-    """Stands in for a launch action class and keeps its keyword arguments."""
+# The launch files, run against stand-ins of launch and launch_ros (test/launch_stand_ins.py):
+# these tests show what each file hands to launch, not what launch then does with it.
+CONFIGS = {'infer.launch.py': 'default.yaml', 'infer_lifecycle.launch.py': 'default.yaml',
+           'multi_camera.launch.py': 'multi_camera.yaml',
+           'multi_head.launch.py': 'multi_head.yaml'}
+# The launch files that start nodes themselves; multi_head.launch.py includes infer.launch.py.
+STARTING = ['infer.launch.py', 'infer_lifecycle.launch.py', 'multi_camera.launch.py']
+PROFILE = os.path.join(REPO, 'config', 'fastdds_large_frames.xml')
+PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
+
+def kind(action):
+    return type(action).__name__
 
 
-def stand_ins(*names):
-    """Make a module of Recorder classes, each named as the class it stands in for."""
-    return types.SimpleNamespace(**{name: type(name, (Recorder,), {}) for name in names})
-
-
-def run_launch_file(monkeypatch, name):
+def include_of_multi_head(monkeypatch, **given):
     """
-    Run a launch file against stand-ins for launch and launch_ros.
+    Run multi_head.launch.py, then the file it includes with the arguments it passes.
 
-    launch and launch_ros are not installable here: the file runs against stand-ins with
-    the same names, which is enough to check what it starts and with which arguments.
+    ``given`` stands for the command line. An included file sees the launch configurations of
+    the including one (launch does not scope them), and those it is passed override them; the
+    stand-ins resolve a passed LaunchConfiguration by hand, as launch would.
     """
-    modules = {
-        'launch': stand_ins('LaunchDescription'),
-        'launch.actions': stand_ins('DeclareLaunchArgument', 'IncludeLaunchDescription',
-                                    'EmitEvent', 'RegisterEventHandler'),
-        'launch.events': stand_ins('matches_action'),
-        'launch.launch_description_sources': stand_ins('PythonLaunchDescriptionSource'),
-        'launch.conditions': stand_ins('IfCondition'),
-        'launch.substitutions': stand_ins('LaunchConfiguration', 'PathJoinSubstitution'),
-        'launch_ros.actions': stand_ins('Node', 'LifecycleNode'),
-        'launch_ros.event_handlers': stand_ins('OnStateTransition'),
-        'launch_ros.events.lifecycle': stand_ins('ChangeState'),
-        'launch_ros.substitutions': stand_ins('FindPackageShare'),
-    }
-    for module_name, module in modules.items():
-        monkeypatch.setitem(sys.modules, module_name, module)
-    # The shared declarations are imported afresh, against these stand-ins.
-    monkeypatch.delitem(sys.modules, LAUNCH_ARGUMENTS, raising=False)
-    namespace = {}
-    path = os.path.join(REPO, 'launch', name)
-    with open(path) as f:
-        exec(compile(f.read(), path, 'exec'), namespace)
-    [actions] = namespace['generate_launch_description']().args
-    arguments = {a.args[0]: a.kwargs for a in actions
-                 if type(a).__name__ == 'DeclareLaunchArgument'}
-    nodes = [a.kwargs for a in actions if 'package' in a.kwargs]
-    return arguments, nodes, actions
+    arguments, nodes, [declare, include] = run_launch_file(monkeypatch, 'multi_head.launch.py')
+    assert nodes == [] and kind(declare) == 'DeclareLaunchArgument'
+    [source] = include.args
+    launch_file = source.args[0].args[0]
+    assert launch_file[0].args == (PACKAGE,) and launch_file[1:] == ['launch', 'infer.launch.py']
+    outer = {name: kwargs['default_value'] for name, kwargs in arguments.items()}
+    outer.update(given)
+    passed = {}
+    for name, value in include.kwargs['launch_arguments']:
+        [configuration] = value.args  # a LaunchConfiguration of the including file
+        passed[name] = outer[configuration]
+    return arguments, run_launch_file(monkeypatch, 'infer.launch.py', **{**given, **passed})
 
 
-@pytest.mark.parametrize('launch_file, config, arguments_expected', [
-    ('infer.launch.py', 'default.yaml', {'namespace', 'image_topic', 'use_test_camera', 'config'}),
-    ('multi_camera.launch.py', 'multi_camera.yaml', {'namespace', 'use_test_camera', 'config'}),
-])
-def test_launch_files_start_the_nodes_with_the_installed_config(monkeypatch, launch_file, config,
-                                                                arguments_expected):
+@pytest.mark.parametrize('launch_file', STARTING)
+def test_launch_files_start_the_nodes_with_their_installed_config(monkeypatch, launch_file):
     arguments, nodes, _ = run_launch_file(monkeypatch, launch_file)
-    assert set(arguments) == arguments_expected
-    config_path = arguments['config']['default_value'].args[0]
-    assert config_path[0].args == (PACKAGE,) and config_path[1:] == ['config', config]
-    assert os.path.isfile(os.path.join(REPO, 'config', config))
-    assert {n['executable'] for n in nodes} == {'image_source', 'infer_node'}
+    installed = os.path.join(REPO, 'config', CONFIGS[launch_file])
+    assert arguments['config']['default_value'] == installed and os.path.isfile(installed)
     assert {n['executable'] for n in nodes} <= console_scripts()
+    assert 'image_source' in {n['executable'] for n in nodes}
     for node in nodes:
-        assert node['package'] == PACKAGE and node['name'] == node['executable']
-        assert [p.args for p in node['parameters']] == [('config',)]
+        assert node['package'] == PACKAGE
+        assert node['parameters'] == [installed]
 
 
 def test_multi_head_launch_is_the_infer_launch_with_its_config(monkeypatch):
-    arguments, nodes, [include] = run_launch_file(monkeypatch, 'multi_head.launch.py')
-    assert arguments == {} and nodes == []
-    source, = include.args
-    assert source.args[0].args[0][1:] == ['launch', 'infer.launch.py']
-    [(key, config)] = list(include.kwargs['launch_arguments'])
-    assert key == 'config' and config.args[0][1:] == ['config', 'multi_head.yaml']
-    assert os.path.isfile(os.path.join(REPO, 'config', 'multi_head.yaml'))
+    arguments, (_, nodes, _) = include_of_multi_head(monkeypatch)
+    installed = os.path.join(REPO, 'config', 'multi_head.yaml')
+    assert arguments['config']['default_value'] == installed and os.path.isfile(installed)
+    assert {n['executable'] for n in nodes} == {'image_source', 'infer_node'}
+    assert all(n['parameters'] == [installed] for n in nodes)
+
+
+@pytest.mark.parametrize('launch_file', sorted(CONFIGS))
+def test_every_launch_file_honours_the_config_given(monkeypatch, tmp_path, launch_file):
+    mine = tmp_path / 'my.yaml'
+    mine.write_text('{}\n')
+    if launch_file == 'multi_head.launch.py':  # passed through the include, not replaced
+        _, (_, nodes, _) = include_of_multi_head(monkeypatch, config=str(mine))
+    else:
+        _, nodes, _ = run_launch_file(monkeypatch, launch_file, config=str(mine))
+    assert nodes and all(n['parameters'] == [str(mine)] for n in nodes)
+
+
+def test_a_relative_config_is_made_absolute(monkeypatch, tmp_path):
+    (tmp_path / 'my.yaml').write_text('{}\n')
+    monkeypatch.chdir(tmp_path)
+    _, nodes, _ = run_launch_file(monkeypatch, 'infer.launch.py', config='my.yaml')
+    assert all(n['parameters'] == [str(tmp_path / 'my.yaml')] for n in nodes)
+
+
+@pytest.mark.parametrize('launch_file', STARTING)
+def test_a_missing_config_stops_the_launch_with_one_line(monkeypatch, launch_file):
+    with pytest.raises(RuntimeError) as raised:
+        run_launch_file(monkeypatch, launch_file, config='/no/such/params.yaml')
+    assert str(raised.value) == 'config:=/no/such/params.yaml: no such parameters file'
+    with pytest.raises(RuntimeError, match=r'^config is empty: it must name a parameters file$'):
+        run_launch_file(monkeypatch, launch_file, config='')
+
+
+def test_a_missing_config_given_to_multi_head_stops_the_launch(monkeypatch):
+    with pytest.raises(RuntimeError, match='^config:=/no/such/params.yaml: no such'):
+        include_of_multi_head(monkeypatch, config='/no/such/params.yaml')
+
+
+@pytest.mark.parametrize('launch_file', sorted(CONFIGS))
+def test_every_default_is_a_plain_value_show_args_prints_as_it_is(monkeypatch, launch_file):
+    """
+    Every default is text, so ``ros2 launch --show-args`` prints it as it is.
+
+    ``--show-args`` prints a default through each substitution's ``describe()``: a text as
+    itself in quotes, a PathJoinSubstitution of a FindPackageShare as a Python-like expression.
+    """
+    if launch_file == 'multi_head.launch.py':
+        declared, (arguments, _, _) = include_of_multi_head(monkeypatch)
+        arguments = {**arguments, **declared}  # the first declaration of a name is the one shown
+    else:
+        arguments, _, _ = run_launch_file(monkeypatch, launch_file)
+    assert {'namespace', 'config', 'use_test_camera', 'dds_profile'} <= set(arguments)
+    for name, kwargs in arguments.items():
+        assert isinstance(kwargs['default_value'], str), name
+        assert kwargs['description'], name
+
+
+@pytest.mark.parametrize('launch_file', STARTING)
+def test_every_node_gets_the_large_frames_profile(monkeypatch, launch_file):
+    arguments, nodes, actions = run_launch_file(monkeypatch, launch_file)
+    assert arguments['dds_profile']['default_value'] == PROFILE
+    assert len(nodes) >= 2
+    for node in nodes:
+        assert node['additional_env'] == {name: PROFILE for name in PROFILE_VARIABLES}
+    [note] = [a for a in actions if kind(a) == 'LogInfo']
+    assert note.kwargs['msg'] == f'nodes use the Fast DDS profile {PROFILE}'
+
+
+@pytest.mark.parametrize('rmw', ['rmw_fastrtps_cpp', 'rmw_fastrtps_dynamic_cpp'])
+def test_the_profile_follows_a_fast_dds_rmw_named(monkeypatch, rmw):
+    _, nodes, _ = run_launch_file(monkeypatch, 'infer.launch.py',
+                                  environment={'RMW_IMPLEMENTATION': rmw})
+    assert all(n['additional_env'][PROFILE_VARIABLES[0]] == PROFILE for n in nodes)
+
+
+def test_no_profile_for_another_rmw(monkeypatch):
+    _, nodes, actions = run_launch_file(monkeypatch, 'infer.launch.py',
+                                        environment={'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'})
+    assert all(n['additional_env'] == {} for n in nodes)
+    [note] = [a for a in actions if kind(a) == 'LogInfo']
+    assert note.kwargs['msg'] == ('dds_profile not applied: RMW_IMPLEMENTATION='
+                                  'rmw_cyclonedds_cpp is not Fast DDS')
+
+
+@pytest.mark.parametrize('launch_file', STARTING)
+def test_an_empty_dds_profile_keeps_the_environment(monkeypatch, launch_file):
+    _, nodes, actions = run_launch_file(monkeypatch, launch_file, dds_profile='')
+    assert nodes and all(n['additional_env'] == {} for n in nodes)
+    assert [a for a in actions if kind(a) == 'LogInfo'] == []
+
+
+def test_a_profile_of_the_environment_is_replaced_and_said_so(monkeypatch, tmp_path):
+    mine = tmp_path / 'mine.xml'
+    mine.write_text('<profiles/>\n')
+    environment = {PROFILE_VARIABLES[0]: '/etc/robot/fastdds.xml'}
+    _, nodes, actions = run_launch_file(monkeypatch, 'infer.launch.py', environment=environment)
+    assert all(n['additional_env'][PROFILE_VARIABLES[0]] == PROFILE for n in nodes)
+    [note] = [a for a in actions if kind(a) == 'LogInfo']
+    assert note.kwargs['msg'].endswith(
+        'instead of FASTRTPS_DEFAULT_PROFILES_FILE=/etc/robot/fastdds.xml of the environment '
+        "(dds_profile:='' keeps it)")
+    _, nodes, _ = run_launch_file(monkeypatch, 'infer.launch.py', environment=environment,
+                                  dds_profile=str(mine))
+    assert all(n['additional_env'] == {name: str(mine) for name in PROFILE_VARIABLES}
+               for n in nodes)
+
+
+def test_a_missing_dds_profile_stops_the_launch(monkeypatch):
+    with pytest.raises(RuntimeError, match=r'^dds_profile:=/no/such.xml: no such Fast DDS '):
+        run_launch_file(monkeypatch, 'infer.launch.py', dds_profile='/no/such.xml')
+
+
+def test_the_large_frames_profile_has_a_big_segment_and_every_interface():
+    """Shared memory for several 1280x720 frames; UDP on every interface, for other machines."""
+    import xml.etree.ElementTree as ElementTree
+    ns = {'p': 'http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles'}
+    root = ElementTree.parse(PROFILE).getroot()
+    transports = {t.find('p:transport_id', ns).text: t
+                  for t in root.findall('p:transport_descriptors/p:transport_descriptor', ns)}
+    kinds = {name: t.find('p:type', ns).text for name, t in transports.items()}
+    assert sorted(kinds.values()) == ['SHM', 'UDPv4']
+    for name, transport in transports.items():
+        if kinds[name] == 'SHM':
+            assert int(transport.find('p:segment_size', ns).text) >= 8 * 1280 * 720 * 3
+        else:  # no whitelist: not pinned to 127.0.0.1 like the tests' config/fastdds_shm.xml
+            assert list(transport) == [transport.find('p:transport_id', ns),
+                                       transport.find('p:type', ns)]
+    [participant] = root.findall('p:participant', ns)
+    assert participant.get('is_default_profile') == 'true'
+    rtps = participant.find('p:rtps', ns)
+    assert rtps.find('p:useBuiltinTransports', ns).text == 'false'
+    assert [t.text for t in rtps.findall('p:userTransports/p:transport_id', ns)] == \
+        list(transports)
 
 
 @pytest.mark.parametrize('launch_file', ['infer.launch.py', 'infer_lifecycle.launch.py'])
 def test_launch_remaps_the_camera_topic_of_both_nodes(monkeypatch, launch_file):
     _, nodes, _ = run_launch_file(monkeypatch, launch_file)
+    assert len(nodes) == 2
     for node in nodes:
         [remap] = node['remappings']
         assert remap[0] == 'image_raw' and remap[1].args == ('image_topic',)
+
+
+def test_infer_launch_starts_the_test_camera_and_infer_node(monkeypatch):
+    _, nodes, _ = run_launch_file(monkeypatch, 'infer.launch.py')
+    camera, infer = nodes
+    assert (camera['executable'], infer['executable']) == ('image_source', 'infer_node')
+    for node in nodes:
+        assert node['name'] == node['executable'] and node['namespace'].args == ('namespace',)
+    assert camera['condition'].args[0].args == ('use_test_camera',)
+    assert 'condition' not in infer
 
 
 def test_lifecycle_launch_starts_the_managed_node_and_configures_then_activates_it(monkeypatch):
     from lifecycle_msgs.msg import Transition
     arguments, nodes, actions = run_launch_file(monkeypatch, 'infer_lifecycle.launch.py')
     assert set(arguments) == {'namespace', 'image_topic', 'config', 'autostart',
-                              'use_test_camera'}
+                              'use_test_camera', 'dds_profile'}
     assert arguments['autostart']['default_value'] == 'true'
-    config_path = arguments['config']['default_value'].args[0]
-    assert config_path[0].args == (PACKAGE,) and config_path[1:] == ['config', 'default.yaml']
-    [infer] = [a for a in actions if type(a).__name__ == 'LifecycleNode']
-    [camera] = [a for a in actions if type(a).__name__ == 'Node']
+    [infer] = [a for a in actions if kind(a) == 'LifecycleNode']
+    [camera] = [a for a in actions if kind(a) == 'Node']
     assert {n['executable'] for n in nodes} == {'image_source', 'infer_lifecycle_node'}
     assert {n['executable'] for n in nodes} <= console_scripts()
     # named infer_node: the keys of the parameters files match it
     assert infer.kwargs['name'] == 'infer_node' and camera.kwargs['name'] == 'image_source'
     assert infer.kwargs['namespace'].args == ('namespace',)  # launch_ros requires a namespace
-    for node in (infer, camera):
-        assert node.kwargs['package'] == PACKAGE
-        assert [p.args for p in node.kwargs['parameters']] == [('config',)]
-    [configure] = [a for a in actions if type(a).__name__ == 'EmitEvent']
-    [handler] = [a for a in actions if type(a).__name__ == 'RegisterEventHandler']
+    [configure] = [a for a in actions if kind(a) == 'EmitEvent']
+    [handler] = [a for a in actions if kind(a) == 'RegisterEventHandler']
+    # the node first, then the handler, then the configure event that leads to it
+    assert actions.index(infer) < actions.index(handler) < actions.index(configure)
     # configure on launch; activate once the node reached inactive; both only with autostart
     event = configure.kwargs['event'].kwargs
     assert event['transition_id'] == Transition.TRANSITION_CONFIGURE
@@ -242,6 +362,7 @@ def test_lifecycle_launch_starts_the_managed_node_and_configures_then_activates_
     on_inactive = handler.args[0].kwargs
     assert on_inactive['target_lifecycle_node'] is infer
     assert (on_inactive['start_state'], on_inactive['goal_state']) == ('configuring', 'inactive')
+    assert on_inactive['handle_once'] is True
     [activate] = on_inactive['entities']
     assert activate.kwargs['event'].kwargs['transition_id'] == Transition.TRANSITION_ACTIVATE
     assert activate.kwargs['event'].kwargs['lifecycle_node_matcher'].args == (infer,)
@@ -255,14 +376,15 @@ def launch_file_tree(name):
         return ast.parse(f.read())
 
 
+STARTS_NODES = {'checked_nodes', 'dds_profile_argument', 'use_test_camera_argument'}
+
+
 @pytest.mark.parametrize('launch_file, shared', [
-    ('infer.launch.py', {'single_camera_arguments', 'use_test_camera_argument',
-                         'camera_remappings'}),
-    ('infer_lifecycle.launch.py', {'single_camera_arguments', 'use_test_camera_argument',
-                                   'camera_remappings'}),
-    ('multi_camera.launch.py', {'namespace_argument', 'use_test_camera_argument',
-                                'config_argument'}),
-    ('multi_head.launch.py', {'installed_config'}),
+    ('infer.launch.py', STARTS_NODES | {'single_camera_arguments', 'camera_remappings'}),
+    ('infer_lifecycle.launch.py', STARTS_NODES | {'single_camera_arguments',
+                                                  'camera_remappings'}),
+    ('multi_camera.launch.py', STARTS_NODES | {'namespace_argument', 'config_argument'}),
+    ('multi_head.launch.py', {'config_argument'}),
 ])
 def test_launch_files_take_the_shared_arguments_from_one_module(launch_file, shared):
     tree = launch_file_tree(launch_file)
@@ -281,9 +403,7 @@ def test_launch_files_take_the_shared_arguments_from_one_module(launch_file, sha
 def test_one_camera_launch_files_declare_the_same_shared_arguments(monkeypatch):
     infer, _, _ = run_launch_file(monkeypatch, 'infer.launch.py')
     lifecycle, _, _ = run_launch_file(monkeypatch, 'infer_lifecycle.launch.py')
-    assert {k: v for k, v in lifecycle.items() if k != 'autostart'}.keys() == infer.keys()
-    for name in ('namespace', 'image_topic', 'use_test_camera'):
-        assert lifecycle[name] == infer[name]
+    assert {k: v for k, v in lifecycle.items() if k != 'autostart'} == infer
     assert infer['image_topic'] == {'default_value': 'image_raw',
                                     'description': 'camera topic published and subscribed'}
     assert infer['use_test_camera']['default_value'] == 'true'
@@ -291,9 +411,11 @@ def test_one_camera_launch_files_declare_the_same_shared_arguments(monkeypatch):
 
 
 def test_multi_camera_launch_starts_the_test_camera_on_request(monkeypatch):
-    _, nodes, _ = run_launch_file(monkeypatch, 'multi_camera.launch.py')
+    arguments, nodes, _ = run_launch_file(monkeypatch, 'multi_camera.launch.py')
+    assert set(arguments) == {'namespace', 'use_test_camera', 'config', 'dds_profile'}
     [camera] = [n for n in nodes if n['executable'] == 'image_source']
     assert camera['condition'].args[0].args == ('use_test_camera',)
+    assert {n['executable'] for n in nodes} == {'image_source', 'infer_node'}
 
 
 def flatten(params, prefix=''):

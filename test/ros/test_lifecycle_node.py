@@ -322,16 +322,65 @@ def lifecycle_ctl(*args):
                           check=False)
 
 
-def test_lifecycle_ctl_prints_as_ros2_lifecycle_does(system, setup):
-    node, _, _, _ = system
-    get = lifecycle_ctl('get', f'/{setup.name}')
-    assert (get.returncode, get.stdout) == (0, 'unconfigured [1]\n'), get.stderr
-    configure = lifecycle_ctl('set', f'/{setup.name}', 'configure')
-    assert (configure.returncode, configure.stdout) == (0, 'Transitioning successful\n')
-    assert node.host.loaded
-    again = lifecycle_ctl('set', f'/{setup.name}', 'configure')  # not from inactive
-    assert (again.returncode, again.stdout) == (1, 'Transitioning failed\n')
-    missing = lifecycle_ctl('get', '/no_such_node', '--timeout', '1')
-    assert missing.returncode == 2 and missing.stdout == ''
-    assert missing.stderr.splitlines() == [
-        'error: no lifecycle node /no_such_node (no /no_such_node/get_state service within 1 s)']
+UNKNOWN = 'Unknown transition requested, available ones are:\n'
+FROM_UNCONFIGURED = '- configure [1]\n- shutdown [5]\n'
+
+
+def test_lifecycle_ctl_prints_as_ros2_lifecycle_does(tmp_path, setup):
+    """
+    A session of lifecycle_ctl against the executable: what it prints, where, and exit codes.
+
+    Each expected (exit code, stdout, stderr) is what ros2cli's ros2lifecycle verbs (Jazzy)
+    print in that case: verb/get.py, set.py, list.py, nodes.py; a string a verb returns goes
+    to stderr with exit 1 (sys.exit), and set exits 0 after `Transitioning failed`.
+    """
+    model_file = tmp_path / 'face.onnx'  # missing at first: configure fails
+    node = RosProcess('infer_lifecycle_node', {
+        'inputs': [setup.cam], 'model': str(model_file), 'decoder': 'centerface',
+        'class_names': ['face'], 'input_size': '320x256', 'detections_format': 'json'},
+        log_path=str(tmp_path / 'node.log'), node_name=setup.name)
+    name = f'/{setup.name}'
+    session = [
+        (['get', name], 0, 'unconfigured [1]\n', ''),
+        (['list', name], 0, '- configure [1]\n\tStart: unconfigured\n\tGoal: configuring\n'
+                            '- shutdown [5]\n\tStart: unconfigured\n\tGoal: shuttingdown\n', ''),
+        (['set', name, 'configure'], 0, '', 'Transitioning failed\n'),  # no model file
+        (['get', name], 0, 'unconfigured [1]\n', ''),
+        ('copy the model file', None, None, None),
+        (['set', name, 'configure'], 0, 'Transitioning successful\n', ''),
+        (['get', name], 0, 'inactive [2]\n', ''),
+        (['set', name, 'configure'], 1, '',
+         UNKNOWN + '- cleanup [2]\n- activate [3]\n- shutdown [6]\n'),
+        (['set', name, 'activate'], 0, 'Transitioning successful\n', ''),
+        (['get', name], 0, 'active [3]\n', ''),
+        (['set', name, 'deactivate'], 0, 'Transitioning successful\n', ''),
+        (['set', name, 'cleanup'], 0, 'Transitioning successful\n', ''),
+        (['set', name, 'cleanup'], 1, '', UNKNOWN + FROM_UNCONFIGURED),  # the second cleanup
+        (['set', name, 'noop'], 1, '', UNKNOWN + FROM_UNCONFIGURED),
+        # every lifecycle node: this process's finished ones too (an rclpy LifecycleNode stays
+        # on the graph until its process ends), which `get` alone would ask and wait for
+        (['nodes'], 0, None, ''),
+        (['set', setup.name, '5'], 0, 'Transitioning successful\n', ''),  # an id, no '/'
+        (['get', name], 0, 'finalized [4]\n', ''),
+        (['set', name, 'shutdown'], 1, '', UNKNOWN),  # finalized: nothing is available
+        (['get', '/no_such_node', '--spin-time', '1'], 1, '', 'Node not found\n'),
+        (['set', '/no_such_node', 'configure', '--spin-time', '1'], 1, '', 'Node not found\n'),
+        # lifecycle_ctl's own --timeout (ros2 lifecycle has none): one error line, exit 2
+        (['get', '/no_such_node', '--timeout', '1'], 2, '',
+         'error: no lifecycle node /no_such_node (no /no_such_node/get_state service within '
+         '1 s)\n'),
+    ]
+    try:
+        for args, code, out, err in session:
+            if isinstance(args, str):
+                shutil.copy(resolve_model('centerface').path, model_file)
+                continue
+            done = lifecycle_ctl(*args)
+            what = f'lifecycle_ctl {" ".join(args)}: {done}\n{node.output()}'
+            assert (done.returncode, done.stderr) == (code, err), what
+            if args == ['nodes']:
+                assert name in done.stdout.splitlines(), what
+            else:
+                assert done.stdout == out, what
+    finally:
+        assert node.stop() == 0, node.output()
