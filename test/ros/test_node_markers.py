@@ -45,6 +45,7 @@ def test_the_node_publishes_markers_of_its_detections(tmp_path):
     corners = [v * 1000 for p in box.points for v in (p.x, p.y)]  # 1 px = 1 mm
     x1, y1, x2, y2 = face['box']
     assert corners == pytest.approx([x2, y2, x2, y1, x1, y1, x1, y2, x2, y2], abs=0.01)
-    assert label.text == f'face {face["score"]:.2f}'
+    tracked = f'#{face["track_id"]} ' if 'track_id' in face else ''  # confirmed on the 2nd run
+    assert label.text == f'{tracked}face {face["score"]:.2f}'
     assert [v * 1000 for p in points.points for v in (p.x, p.y)] == \
         pytest.approx([v for point in face['keypoints'] for v in point], abs=0.01)
