@@ -58,6 +58,7 @@ HIDDEN_PREFIX = '_'
 DISCOVERY_S = 4.0
 ANSWER_S = 120.0
 NODE_NOT_FOUND = 'Node not found'
+FAILED = object()  # what Verbs.call answers for a call that raised
 
 
 def poll(future, timeout: float) -> bool:
@@ -224,6 +225,17 @@ class Verbs:
     def client(self, target: str) -> LifecycleClient:
         return LifecycleClient(self.node, target, self.wait)
 
+    @staticmethod
+    def call(node: str, request: Callable[[], object]) -> object:
+        """Return what a service call answers, or FAILED having printed its error as ros2 does."""
+        try:
+            return request()
+        except TimeoutError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (ros2 prints what the call raised)
+            print(f"Exception while calling service of node '{node}': {exc}", file=sys.stderr)
+            return FAILED
+
     def verb_get(self) -> int:
         target = absolute(self.options.node) if self.options.node else None
         names = self.find(target)
@@ -231,15 +243,12 @@ class Verbs:
             return 2 if self.options.timeout is not None else 1
         states = {}
         for name in [target] if target else sorted(names):
-            try:
-                states[name] = self.client(name).state(self.answer_s)
-            except TimeoutError:
-                raise
-            except Exception as exc:  # noqa: BLE001 (ros2 prints what the call raised)
-                print(f"Exception while calling service of node '{name}': {exc}",
-                      file=sys.stderr)
+            state = self.call(name, lambda: self.client(name).state(self.answer_s))
+            if state is FAILED:
                 if target:
                     return 1
+            else:
+                states[name] = state
         for name in sorted(states):
             label, state_id = states[name]
             print(f'{name}: {label} [{state_id}]' if target is None else
@@ -251,13 +260,8 @@ class Verbs:
         if self.find(target) is None:
             return 2 if self.options.timeout is not None else 1
         client = self.client(target)
-        try:
-            available = client.transitions(self.answer_s)
-        except TimeoutError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            print(f"Exception while calling service of node '{self.options.node}': {exc}",
-                  file=sys.stderr)
+        available = self.call(self.options.node, lambda: client.transitions(self.answer_s))
+        if available is FAILED:
             return 1
         wanted = self.options.transition
         chosen = next((t.transition for t in available if t.transition.label == wanted), None)
@@ -269,13 +273,8 @@ class Verbs:
                 f'\n- {t.transition.label} [{t.transition.id}]' for t in available),
                 file=sys.stderr)
             return 1
-        try:
-            ok = client.change(chosen, self.answer_s)
-        except TimeoutError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            print(f"Exception while calling service of node '{self.options.node}': {exc}",
-                  file=sys.stderr)
+        ok = self.call(self.options.node, lambda: client.change(chosen, self.answer_s))
+        if ok is FAILED:
             return 0
         if ok:
             print('Transitioning successful')
@@ -287,13 +286,9 @@ class Verbs:
         target = absolute(self.options.node)
         if self.find(target) is None:
             return 2 if self.options.timeout is not None else 1
-        try:
-            transitions = self.client(target).transitions(self.answer_s, graph=self.options.all)
-        except TimeoutError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            print(f"Exception while calling service of node '{self.options.node}': {exc}",
-                  file=sys.stderr)
+        transitions = self.call(self.options.node, lambda: self.client(target).transitions(
+            self.answer_s, graph=self.options.all))
+        if transitions is FAILED:
             return 1
         for t in transitions:
             print(f'- {t.transition.label} [{t.transition.id}]\n'
