@@ -6,6 +6,7 @@ RosProcess and Listener), with the loopback DDS environment set for this test pr
 """
 
 from contextlib import contextmanager
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from hobot_npu_infer.harness.listener import Listener
@@ -26,20 +27,44 @@ def start_infer(executable, params, listener, log_path, node_name='infer_node', 
     Start infer_node, or infer_lifecycle_node taken through configure and activate.
 
     The lifecycle node is taken through them by ``listener``; either way, the node is serving
-    when this returns.
+    when this returns. A lifecycle node that does not get there fails with its log (and its exit
+    code when its process ended, which is then told at once, not after the client's timeout).
     """
     node = RosProcess(executable, params, log_path=log_path, node_name=node_name, env=env)
     if executable == 'infer_lifecycle_node':
-        client = LifecycleClient(listener.node, node_name)
+        client = LifecycleClient(listener.node, node_name, wait=while_running(node))
         try:
             if not (client.change('configure') and client.change('activate')):
                 raise AssertionError(f'{node_name} did not activate:\n{node.output()}')
+        except TimeoutError as exc:
+            node.stop()
+            raise AssertionError(f'{node_name} did not activate: {exc}\n{node.output()}') \
+                from exc
         except BaseException:
             node.stop()
             raise
         finally:
             client.close()
     return node
+
+
+def while_running(process):
+    """
+    Return a LifecycleClient ``wait`` that polls, and fails once ``process`` has ended.
+
+    An ended node answers nothing more.
+    """
+    def wait(future, timeout):
+        end = time.monotonic() + timeout
+        while not future.done():
+            if not process.running():
+                raise AssertionError(f'the node ended (exit {process.proc.returncode}) before '
+                                     f'answering:\n{process.output()}')
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.02)
+        return True
+    return wait
 
 
 @contextmanager

@@ -127,6 +127,7 @@ class Payload:
     value: int
     size: Tuple[int, int] = INPUT  # (W, H)
     bad: bool = False
+    hold: Optional[threading.Event] = None  # its conversion waits for this (a heavy frame)
 
 
 class DelayedTakeSource(FrameBatcher):
@@ -150,8 +151,9 @@ class Harness:
     converted: Recorder
     fail_delivery: set = field(default_factory=set)
 
-    def put(self, source: str, value: int, size=INPUT, bad=False, meta=None) -> bool:
-        return self.slots.put(Frame(source, Payload(value, size, bad), meta=meta))
+    def put(self, source: str, value: int, size=INPUT, bad=False, meta=None,
+            hold: Optional[threading.Event] = None) -> bool:
+        return self.slots.put(Frame(source, Payload(value, size, bad, hold), meta=meta))
 
     def delivered_values(self, source: Optional[str] = None) -> List[int]:
         return [r.frame.payload.value for r in self.delivered.items
@@ -159,6 +161,8 @@ class Harness:
 
 
 def convert(payload: Payload) -> Tuple[np.ndarray, str]:
+    if payload.hold is not None and not payload.hold.wait(TIMEOUT):
+        raise AssertionError('the test never released the heavy frame')
     if payload.bad:
         raise ImageError(f'frame {payload.value} has an unsupported encoding')
     w, h = payload.size

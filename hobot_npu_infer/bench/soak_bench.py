@@ -7,6 +7,12 @@ node's resident memory, the p99 age of its outputs (arrival at a subscriber minu
 stamp) over the interval, and the frames dropped as stale. Output age must stay bounded (about
 one inference plus one batch delay) and memory flat: the report gives RSS at the start (after
 a warm-up interval) and at the end, and the growth.
+
+``--hostile`` adds two hostile inputs beside the cameras, fed by a process of its own: 8K raw
+frames at 12 Hz, 8000x8000 JPEGs and decompression bombs (see harness/hostile_camera.py). The
+node must refuse them at no cost to the cameras: the report adds the cameras' output rate and
+age in one interval measured before the hostile process starts, as the baseline, and the
+frames refused per interval.
 """
 
 import os
@@ -19,10 +25,24 @@ from hobot_npu_infer.ros.diagnostics import snapshot_of
 from hobot_npu_infer.tools.cli import command_parser, console_script, write_json
 
 
+HOSTILE_RAW, HOSTILE_JPEG = '/soak/hostile/image_raw', '/soak/hostile_jpeg/image_raw'
+
+
 def dropped(arrays, topics: List[str]) -> int:
     """Frames dropped as stale, summed over the inputs, from the newest diagnostics."""
     inputs = snapshot_of(arrays).input_rows()
     return sum(getattr(inputs.get(topic), 'dropped_stale', None) or 0 for topic in topics)
+
+
+def refused(arrays, topics: List[str]) -> int:
+    """Frames refused as too large, summed over the inputs, from the newest diagnostics."""
+    total = 0
+    for array in arrays[-1:]:
+        for status in array.status:
+            if any(status.name.endswith(f'input {topic}') for topic in topics):
+                total += int({kv.key: kv.value for kv in status.values}.get(
+                    'conversion_errors.too_large', 0))
+    return total
 
 
 def soak(args) -> Dict[str, object]:
@@ -32,6 +52,7 @@ def soak(args) -> Dict[str, object]:
     from diagnostic_msgs.msg import DiagnosticArray
     from hobot_npu_infer.core.imaging.sample_images import load_sample, SAMPLE_NAMES
     from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
+    from hobot_npu_infer.harness.hostile_camera import HostileProcess
     from hobot_npu_infer.harness.listener import Listener
     from hobot_npu_infer.harness.processes import RosProcess
     from hobot_npu_infer.ros import detection_msgs
@@ -55,37 +76,56 @@ def soak(args) -> Dict[str, object]:
     for output in outputs:
         listener.subscribe(detection_msgs.message_type(fmt), output, qos=100, keep=5000)
     listener.subscribe(DiagnosticArray, '/diagnostics', keep=3)
-    node = RosProcess('infer_node', {'inputs': topics, 'input_size': f'{size[0]}x{size[1]}'},
-                      log_path=os.path.join(logs, 'infer_node.log'))
+    params = {'inputs': topics, 'input_size': f'{size[0]}x{size[1]}'}
+    if args.hostile:
+        params.update({'inputs': topics + [HOSTILE_RAW], 'compressed_inputs': [HOSTILE_JPEG],
+                       'qos_reliability': ['best_effort']})
+    node = RosProcess('infer_node', params, log_path=os.path.join(logs, 'infer_node.log'))
     camera = RosProcess('image_source', {
         'images': [SAMPLE_NAMES[i % len(SAMPLE_NAMES)] for i in range(args.sources)],
         'topics': topics, 'rate_hz': rate, 'size': f'{size[0]}x{size[1]}'},
         log_path=os.path.join(logs, 'image_source.log'))
     intervals = []
+    baseline = hostile = None
+    hostile_out = ''
+
+    def measure(since: float, until: float) -> Dict[str, float]:
+        ages = []
+        for output in outputs:
+            for arrived, msg in listener.received_with_times(output):
+                if since <= arrived < until:
+                    sec, nsec = detection_msgs.stamp_of(msg)
+                    ages.append((arrived - sec - nsec * 1e-9) * 1e3)
+        age = summarize(ages)
+        return {'outputs_per_s': round(len(ages) / (until - since), 2),
+                'age_ms_p50': round(age.p50, 1), 'age_ms_p99': round(age.p99, 1)}
     try:
         if not listener.wait_for(lambda: all(listener.received(o) for o in outputs), 60):
             raise InferError(f'no detections from the soak node; see {logs}')
+        if args.hostile:
+            since = time.time()
+            time.sleep(args.interval)
+            baseline = measure(since, time.time())
+            print(f'baseline without the hostile inputs: {baseline}', flush=True)
+            hostile = HostileProcess({'8k_raw': HOSTILE_RAW, 'jpeg_8000': HOSTILE_JPEG,
+                                      'jpeg_bomb': HOSTILE_JPEG})
         end = time.time() + args.minutes * 60
         seen = time.time()
         while time.time() < end:
             time.sleep(min(args.interval, max(0.0, end - time.time())))
             now = time.time()
-            ages = []
-            for output in outputs:
-                for arrived, msg in listener.received_with_times(output):
-                    if seen <= arrived < now:
-                        sec, nsec = detection_msgs.stamp_of(msg)
-                        ages.append((arrived - sec - nsec * 1e-9) * 1e3)
-            age = summarize(ages)
+            diagnostics = listener.received('/diagnostics')
             intervals.append({'t_s': round(now - (end - args.minutes * 60), 1),
                               'rss_mb': round(process_rss_mb(node.proc.pid), 1),
-                              'outputs_per_s': round(len(ages) / (now - seen), 2),
-                              'age_ms_p50': round(age.p50, 1), 'age_ms_p99': round(age.p99, 1),
-                              'dropped_stale': dropped(listener.received('/diagnostics'),
-                                                       topics)})
+                              **measure(seen, now),
+                              'dropped_stale': dropped(diagnostics, topics)})
+            if args.hostile:
+                intervals[-1]['refused'] = refused(diagnostics, [HOSTILE_RAW, HOSTILE_JPEG])
             print(' | '.join(str(v) for v in intervals[-1].values()), flush=True)
             seen = now
     finally:
+        if hostile is not None:
+            _, hostile_out = hostile.stop()
         camera.stop()
         code = node.stop()
         listener.close()
@@ -99,7 +139,14 @@ def soak(args) -> Dict[str, object]:
             'rss_growth_pct': round((end_rss / start_rss - 1) * 100, 2),
             'age_ms_p99_max': max(i['age_ms_p99'] for i in intervals),
             'dropped_stale_total': intervals[-1]['dropped_stale'],
-            'node_exit_code': code, 'intervals': intervals}
+            'node_exit_code': code, 'intervals': intervals,
+            **({'hostile': {'baseline': baseline, 'published': hostile_out,
+                            'refused_total': intervals[-1]['refused'],
+                            'outputs_per_s_min_ratio': round(
+                                min(i['outputs_per_s'] for i in intervals)
+                                / baseline['outputs_per_s'], 3)
+                            if baseline['outputs_per_s'] else 0.0}}
+               if args.hostile else {})}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -109,16 +156,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--overload', type=float, default=3.0,
                         help="camera load as a multiple of the model's capacity (3)")
     parser.add_argument('--interval', type=float, default=30.0, help='seconds per sample (30)')
+    parser.add_argument('--hostile', action='store_true',
+                        help='add two hostile inputs: 8K raw frames, huge JPEGs, JPEG bombs')
     parser.add_argument('--json', metavar='OUT', default='')
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.sources < 1 or args.overload <= 0 or args.interval <= 0:
         raise ConfigError('--minutes, --sources, --overload and --interval must be positive')
-    print('t_s | rss_mb | outputs_per_s | age_ms_p50 | age_ms_p99 | dropped_stale', flush=True)
+    print('t_s | rss_mb | outputs_per_s | age_ms_p50 | age_ms_p99 | dropped_stale'
+          + (' | refused' if args.hostile else ''), flush=True)
     result = soak(args)
     print(f'RSS {result["rss_mb_start"]} -> {result["rss_mb_end"]} MB '
           f'({result["rss_growth_pct"]:+} %), output age p99 at most '
           f'{result["age_ms_p99_max"]} ms, {result["dropped_stale_total"]} frames dropped as '
           f'stale; node exit code {result["node_exit_code"]}')
+    if args.hostile:
+        hostile = result['hostile']
+        print(f'hostile inputs: {hostile["refused_total"]} frames refused ({hostile["published"]}'
+              f'); camera outputs at least {hostile["outputs_per_s_min_ratio"]:.0%} of the '
+              f'baseline {hostile["baseline"]["outputs_per_s"]}/s (age p99 '
+              f'{hostile["baseline"]["age_ms_p99"]} ms)')
     write_json(args.json, result)
     return 0
 

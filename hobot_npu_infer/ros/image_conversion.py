@@ -17,10 +17,12 @@ assigning a numpy array is slow on every distribution.
 """
 
 import array
+from dataclasses import dataclass
 from typing import Any, Tuple
 
 import cv2
 from hobot_npu_infer.core.errors import ImageError, one_line
+from hobot_npu_infer.core.imaging.image_headers import declared_size, HeaderError
 from hobot_npu_infer.core.imaging.nv12 import bgr_to_nv12, nv12_to_bgr
 import numpy as np
 
@@ -28,7 +30,7 @@ SUPPORTED_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8',
                        'yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv', 'nv12')
 
 # The keys of ImageConversionError.cause, for per-cause error counters in diagnostics.
-ERROR_CAUSES = ('encoding', 'size', 'step', 'truncated', 'decode')
+ERROR_CAUSES = ('encoding', 'size', 'step', 'truncated', 'decode', 'too_large')
 
 # encoding -> bytes per pixel in a row of the (first) plane
 _BYTES_PER_PIXEL = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1,
@@ -51,6 +53,55 @@ class ImageConversionError(ImageError):
     def __init__(self, message: str, cause: str):
         super().__init__(message)
         self.cause = cause
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The most one frame may cost: pixels (raw or as a JPEG/PNG declares) and compressed bytes."""
+
+    max_pixels: int
+    max_compressed_bytes: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits, checked on arrival from what a message declares: nothing is converted or decoded
+
+
+def check_limits(msg: Any, limits: InputLimits) -> None:
+    """
+    Refuse a frame that would cost more than ``limits``, before any conversion or decoding.
+
+    An Image is judged by its ``width`` x ``height`` and its data's length; a CompressedImage
+    by its length and by the size its JPEG or PNG header declares (a decompression bomb
+    declares a huge size in a few bytes). Raises ImageConversionError, cause 'too_large'
+    (or 'decode' for compressed data whose header cannot be read).
+    """
+    if hasattr(msg, 'encoding'):
+        pixels = int(msg.width) * int(msg.height)
+        if pixels > limits.max_pixels:
+            raise ImageConversionError(
+                f'{msg.width}x{msg.height} image ({pixels} pixels) is over max_input_pixels '
+                f'{limits.max_pixels}', 'too_large')
+        if len(msg.data) > limits.max_pixels * 4:  # 4: the most bytes a pixel takes
+            raise ImageConversionError(
+                f'{msg.width}x{msg.height} image carries {len(msg.data)} bytes, over 4 x '
+                f'max_input_pixels ({limits.max_pixels * 4})', 'too_large')
+        return
+    size = len(msg.data)
+    if size > limits.max_compressed_bytes:
+        raise ImageConversionError(
+            f'compressed image of {size} bytes is over max_compressed_bytes '
+            f'{limits.max_compressed_bytes}', 'too_large')
+    if size == 0:
+        return  # the decoder names it
+    try:
+        fmt, width, height = declared_size(msg.data)
+    except HeaderError as exc:
+        raise ImageConversionError(f'compressed image ({size} bytes): {exc}', 'decode') from None
+    if width * height > limits.max_pixels:
+        raise ImageConversionError(
+            f'{fmt} of {size} bytes declares {width}x{height} ({width * height} pixels), over '
+            f'max_input_pixels {limits.max_pixels}: refused before decoding', 'too_large')
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ PARAMETERS = [
 class ImageSource(Node):
 
     def __init__(self, **kwargs):
-        super().__init__('image_source', **kwargs)
+        super().__init__('image_source', allow_undeclared_parameters=True, **kwargs)
         p = declare(self, PARAMETERS)
         specs = {spec.name: spec for spec in PARAMETERS}
         guard_changes(self, lambda changes: first_problem(specs, changes), lambda changes: None)

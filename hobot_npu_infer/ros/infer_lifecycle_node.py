@@ -54,7 +54,7 @@ class InferLifecycleNode(LifecycleNode):
     """infer_node's host driven by lifecycle transitions."""
 
     def __init__(self, **kwargs):
-        super().__init__('infer_node', **kwargs)
+        super().__init__('infer_node', allow_undeclared_parameters=True, **kwargs)
         self.name_check = NameCheck(self)
         self.host = InferenceHost(self, managed=True)
         self.name_check.wait()  # before its lifecycle services answer anyone

@@ -17,7 +17,7 @@ class InferNode(Node):
     """Loads, subscribes and publishes from construction until destroyed."""
 
     def __init__(self, **kwargs):
-        super().__init__('infer_node', **kwargs)
+        super().__init__('infer_node', allow_undeclared_parameters=True, **kwargs)
         self.name_check = NameCheck(self)
         self.host = InferenceHost(self)
         self.host.load()

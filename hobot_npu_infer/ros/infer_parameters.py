@@ -23,6 +23,7 @@ from hobot_npu_infer.ros.param_specs import (
     current_values,
     declare,
     each_one_of,
+    explain_unknown,
     first_problem,
     integer,
     integers,
@@ -139,6 +140,18 @@ PARAMETERS = [
     strings('cut_tensors', [], 'split heads: cut tensors overriding the automatic split'),
     string('trunk_file', '', 'a pack of head files: the trunk model whose outputs feed them'),
     number('diagnostics_period_s', 1.0, 'period of /diagnostics', 0.1, 60.0),
+    integer('max_input_pixels', 4096 * 2160, 'largest frame taken, width x height (default '
+            'DCI 4K); larger ones are refused from their header or JPEG/PNG header, before '
+            'any decoding', 1, 1 << 31, read_only=False),
+    integer('max_compressed_bytes', 32 << 20, 'largest compressed frame taken, in bytes',
+            1, 1 << 31, read_only=False),
+    number('stamp_tolerance_s', 1.0, 'a header stamp later than now by more than this, or '
+           'older than stats_window_s, is counted as clock_skew and kept out of the latency '
+           'statistics', 0.0, 3600.0, read_only=False),
+    number('model_check_period_s', 5.0, "how often the model file's size, time and content "
+           'hash are checked (0: never)', 0.0, 3600.0),
+    boolean('reload_on_change', False, 'load a changed model file in the background and swap '
+            'it in between batches once it has loaded and warmed up'),
 ]
 
 
@@ -184,6 +197,7 @@ class InferParameters:
         self.specs: Dict[str, ParamSpec] = {}
         self._load_time: Set[str] = set()  # parameters read only when loading
         self._declare(PARAMETERS)
+        explain_unknown(node, self.unknown_head)
 
     def _declare(self, specs: List[ParamSpec]) -> List[ParamSpec]:
         """Declare ``specs`` as this node has them; return them as declared."""
@@ -194,6 +208,30 @@ class InferParameters:
         self.specs.update({spec.name: spec for spec in specs})
         declare(self.node, undeclared)
         return specs
+
+    def unknown_head(self, name: str) -> Optional[str]:
+        """
+        Return why ``heads.<head>.<field>``, not declared, cannot be set; None for other names.
+
+        The head is not in ``head_names``; or it is, but the managed node declares a head's
+        parameters when it configures. A field no head has is left to the node's answer (no
+        such parameter, and the closest name).
+        """
+        field = head_field(name)
+        if field is None:
+            return None
+        head, field_name = field
+        heads = list(self.node.get_parameter('head_names').value) \
+            if self.node.has_parameter('head_names') else []
+        if head not in heads:
+            known = f'heads are {", ".join(heads)}' if heads \
+                else 'this node has no heads (head_names is empty)'
+            return f"no head named '{head}'; {known}"
+        if name in {spec.name for spec in head_parameters(head)}:
+            return (f'the parameters of head {head} are declared when the node is configured: '
+                    f'configure it first, or give this one at start-up (-p or a parameters '
+                    f'file)')
+        return None
 
     def values(self) -> Dict[str, Any]:
         """Return the current value of every declared parameter."""

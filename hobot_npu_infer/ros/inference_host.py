@@ -12,17 +12,26 @@ each input; conversion, inference and publishing run on the stream runner's thre
 receiving never waits for the model.
 """
 
+import dataclasses
 from dataclasses import dataclass
 import os
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 from hobot_npu_infer.core.backends.selection import AUTO, parse_options
 from hobot_npu_infer.core.backends.tensors import NV12
 from hobot_npu_infer.core.errors import BackendError, InferError, one_line
 from hobot_npu_infer.core.imaging.geometry import parse_size
+from hobot_npu_infer.core.models.model_file_watch import (
+    ChangeReloads,
+    file_report,
+    FileSignature,
+    ModelFileWatch,
+    UNCHANGED,
+    WatchStatus,
+)
 from hobot_npu_infer.core.multi_head.multi_head_pipeline import (
     HeadConfig,
     HeadOutput,
@@ -34,6 +43,7 @@ from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, 
 from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult, StreamRunner
 from hobot_npu_infer.core.telemetry.health_reports import (
+    CLOCK_SKEW,
     HealthThresholds,
     Level,
     ModelStats,
@@ -46,17 +56,20 @@ from hobot_npu_infer.core.tracking.tracker_config import TrackerConfig
 from hobot_npu_infer.ros import detection_msgs
 from hobot_npu_infer.ros.diagnostics import to_array
 from hobot_npu_infer.ros.image_conversion import (
+    check_limits,
     compressed_to_array,
     image_to_array,
     ImageConversionError,
+    InputLimits,
 )
 from hobot_npu_infer.ros.infer_parameters import head_field, InferParameters, RATE_FIELDS
 from hobot_npu_infer.ros.param_specs import Changes, guard_changes, InvalidParameter
 from hobot_npu_infer.ros.qos import image_qos, per_input
 from hobot_npu_infer.ros.result_publishers import ResultPublishers
+from hobot_npu_infer.ros.serialized_images import CompressedImageView, READERS
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSPolicyKind, QoSProfile
+from rclpy.qos import qos_check_compatible, QoSCompatibility, QoSPolicyKind, QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -66,6 +79,9 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
 THRESHOLD_PARAMETERS = ('expected_rate_hz', 'latency_budget_ms', 'stale_timeout_s')
+RELOAD_JOIN_S = 60.0  # stop waits this long at most for a model loading on change
+LIMIT_PARAMETERS = {'max_input_pixels': 'max_pixels',
+                    'max_compressed_bytes': 'max_compressed_bytes'}
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,27 @@ class LoadedSettings:
     keep_nv12: bool  # a model that takes NV12 gets camera nv12 untouched (crops need BGR)
     summary: str  # the start-up line
     model_score_threshold: float  # the model's own, which score_threshold 0 stands for
+
+
+class ModelFileWatching:
+    """
+    The model file under the running node: its watch, the reloads on change, how to rebuild.
+
+    ``rebuild`` makes a pipeline as ``load`` made the running one (same configuration and
+    heads), from the file as it is now (``input_size`` as set, for the log). ``cancel`` is set
+    by ``stop``: a reload in progress is then dropped, never swapped in.
+    """
+
+    def __init__(self, watch: ModelFileWatch, reload_on_change: bool, period_s: float,
+                 rebuild: Callable[[], Pipeline], input_size: str = ''):
+        self.watch = watch
+        self.reloads = ChangeReloads(reload_on_change)
+        self.period_s = period_s
+        self.rebuild = rebuild
+        self.input_size = input_size
+        self.cancel = threading.Event()
+        self.thread: Optional[threading.Thread] = None  # the reload in progress
+        self.logged: Tuple[str, str] = (UNCHANGED, '')  # the state and version last logged
 
 
 class InferenceHost:
@@ -107,6 +144,7 @@ class InferenceHost:
         self.model_stats: Optional[ModelStats] = None
         self.results: Optional[ResultPublishers] = None
         self.tracking: Optional[TrackedStreams] = None
+        self.model_file: Optional[ModelFileWatching] = None  # from load to release
         self._measured: Dict[Tuple[str, str], Header] = {}  # (input, head): last run's header
         self._sizes: Dict[str, Tuple[int, int]] = {}  # input -> its last frame's (w, h)
         self.diagnostics_pub = None
@@ -114,6 +152,8 @@ class InferenceHost:
         self.runner: Optional[StreamRunner] = None
         self._image_subscriptions: list = []
         self._diagnostics_timer = None
+        self.limits = InputLimits(0, 0)  # set from the parameters at load, and on change
+        self._stamp_window_ns = (0, 0)  # a stamp off now by more (ahead, behind) is skewed
         guard_changes(node, lambda changes: self.parameters.check(changes, self.loaded),
                       self._apply)
 
@@ -135,6 +175,11 @@ class InferenceHost:
                 field = head_field(name)
                 if name == 'score_threshold':
                     self._set_score_threshold(value or settings.model_score_threshold)
+                elif name in LIMIT_PARAMETERS:
+                    self.limits = dataclasses.replace(self.limits,
+                                                      **{LIMIT_PARAMETERS[name]: value})
+                elif name == 'stamp_tolerance_s':
+                    self._stamp_window_ns = (int(value * 1e9), self._stamp_window_ns[1])
                 elif name in THRESHOLD_PARAMETERS:
                     setattr(settings.thresholds, name, value)
                 elif field is not None and field[0] in heads:
@@ -280,6 +325,8 @@ class InferenceHost:
                 if tracker is not None else None
             self._set_score_threshold(pipeline.score_threshold)
             self._measured, self._sizes = {}, {}
+            self.limits = InputLimits(p['max_input_pixels'], p['max_compressed_bytes'])
+            self._stamp_window_ns = (int(p['stamp_tolerance_s'] * 1e9), int(window * 1e9))
             self.sources = sources
             self.stats = {source: SourceStats(source, window) for source in sources}
             self.model_stats = ModelStats(p['model'], window, runtimes=len(pipeline.runtimes))
@@ -298,6 +345,7 @@ class InferenceHost:
                 markers=p['publish_markers'], markers_pixel_size=p['markers_pixel_size'])
             # not a lifecycle publisher: the timer that uses it runs only while started
             self.diagnostics_pub = self.node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+            self.model_file = self._watch_model_file(pipeline, p, config, heads)
         return load_s
 
     def start(self) -> None:
@@ -313,19 +361,22 @@ class InferenceHost:
             self.runner.start()
             receive_group = ReentrantCallbackGroup()
             for i, ((topic, msg_type), qos) in enumerate(zip(s.topics, s.qos)):
+                read = READERS[msg_type]  # serialized bytes in: no deserialisation copy
                 self._image_subscriptions.append(self.node.create_subscription(
-                    msg_type, topic, lambda msg, s=i: self._on_image(msg, s), qos,
-                    callback_group=receive_group,
+                    msg_type, topic, lambda raw, s=i, read=read: self._on_image(raw, s, read),
+                    qos, callback_group=receive_group, raw=True,
                     event_callbacks=SubscriptionEventCallbacks(
                         incompatible_qos=lambda info, s=i: self._on_incompatible_qos(info, s))))
             self.results.publish_class_names(self._header(), self.pipeline.class_names)
             self._diagnostics_timer = self.node.create_timer(
                 s.diagnostics_period_s, self._publish_diagnostics,
                 callback_group=MutuallyExclusiveCallbackGroup())
+            self._start_model_watch()
 
     def stop(self) -> None:
         """No more frames in: subscriptions, timer and runner threads end; the model stays."""
         with self._lock:
+            self._stop_model_watch()
             for subscription in self._image_subscriptions:
                 self.node.destroy_subscription(subscription)
             self._image_subscriptions = []
@@ -348,20 +399,47 @@ class InferenceHost:
             # new containers, so a receive callback still running keeps consistent old ones
             self.sources, self.stats = [], {}
             self.pipeline, self.heads, self.settings, self.model_stats = None, [], None, None
-            self.tracking = None
+            self.tracking = self.model_file = None
 
     # -- frames in, results out ----------------------------------------------------------
 
     def _header(self) -> Header:
         return Header(stamp=self.node.get_clock().now().to_msg(), frame_id='')
 
-    def _on_image(self, msg, index: int) -> None:
+    def _on_image(self, raw: bytes, index: int, read: Callable) -> None:
+        """
+        Store a frame for the runner, unless it would cost more than the limits allow.
+
+        The message arrives serialized and is read in place (its pixels a view of ``raw``);
+        the limits are judged from its (or its JPEG/PNG's) header, so an oversized frame is
+        dropped here having cost one copy, and never holds up the other inputs.
+        """
         batcher, sources, stats = self.batcher, self.sources, self.stats
         if batcher is None or index >= len(sources):  # stopped while this message was taken
             return
         source = sources[index]
         stats[source].on_received()
-        if batcher.put(Frame(source, msg, time.monotonic(), msg.header)):
+        try:
+            msg = read(raw)
+            check_limits(msg, self.limits)
+        except ImageConversionError as exc:
+            self._count_bad(source, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 (rclpy's deserialisation of a broken message)
+            self._count_bad(source, ImageConversionError(
+                f'cannot read the message ({len(raw)} bytes): {one_line(exc)}', 'decode'))
+            return
+        stamp = msg.header.stamp
+        ahead_ns = stamp.sec * 1_000_000_000 + stamp.nanosec - \
+            self.node.get_clock().now().nanoseconds
+        usable = -self._stamp_window_ns[1] <= ahead_ns <= self._stamp_window_ns[0]
+        if not usable:
+            stats[source].on_clock_skew(ahead_ns / 1e9)
+            self._log_once(source, CLOCK_SKEW, f'{source}: header stamp {ahead_ns / 1e9:+.3f} '
+                           f's off the node clock (allowed: {self._stamp_window_ns[0] / 1e9:g} '
+                           f's ahead, stats_window_s behind); its latency is not counted '
+                           f'(clock_skew)')
+        if batcher.put(Frame(source, msg, time.monotonic(), msg.header, usable)):
             stats[source].on_dropped()
 
     def _on_incompatible_qos(self, info, index: int) -> None:
@@ -378,17 +456,25 @@ class InferenceHost:
                 f'the camera')
 
     def _convert(self, msg):
-        if isinstance(msg, CompressedImage):
+        if isinstance(msg, (CompressedImage, CompressedImageView)):
             return compressed_to_array(msg)
         return image_to_array(msg, keep_nv12=self.settings.keep_nv12)
 
     def _on_bad_frame(self, frame: Frame, error: InferError) -> None:
+        self._count_bad(frame.source, error)
+
+    def _count_bad(self, source: str, error: InferError) -> None:
+        """Count a frame dropped as bad, by cause, and say so in a throttled line."""
         cause = error.cause if isinstance(error, ImageConversionError) else 'image'
-        self.stats[frame.source].on_conversion_error(cause)
-        admitted, suppressed = self.log_throttle.admit((frame.source, cause))
+        self.stats[source].on_conversion_error(cause)
+        self._log_once(source, cause, f'{source}: bad frame dropped: {error}')
+
+    def _log_once(self, source: str, cause: str, line: str) -> None:
+        """Log ``line``: the first of its cause at once, then at most one per period."""
+        admitted, suppressed = self.log_throttle.admit((source, cause))
         if admitted:
             more = f' ({suppressed} more since the last report)' if suppressed else ''
-            self.node.get_logger().warning(f'{frame.source}: bad frame dropped: {error}{more}')
+            self.node.get_logger().warning(f'{line}{more}')
 
     def _on_internal_error(self, message: str) -> None:
         admitted, _ = self.log_throttle.admit(('internal', message))
@@ -404,9 +490,10 @@ class InferenceHost:
             self._track(result)
         self.results.publish(result)
         result.stage_ms['publish'] = (time.monotonic() - start) * 1e3
-        header = result.frame.meta
-        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        result.stage_ms['e2e'] = (self.node.get_clock().now().nanoseconds - stamp_ns) / 1e6
+        if result.frame.stamp_usable:  # a skewed stamp would make the latency nonsense
+            stamp = result.frame.meta.stamp
+            stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+            result.stage_ms['e2e'] = (self.node.get_clock().now().nanoseconds - stamp_ns) / 1e6
         self.stats[result.frame.source].on_published(result.stage_ms)
 
     def _track(self, result: FrameResult) -> None:
@@ -443,6 +530,16 @@ class InferenceHost:
         if result.heads:
             self.results.publish(result)
 
+    def _clear_gone_qos_clashes(self) -> None:
+        """Forget a QoS clash once no publisher on the graph still offers an incompatible QoS."""
+        for (topic, _), qos, source in zip(self.settings.topics, self.settings.qos, self.sources):
+            stats = self.stats[source]
+            if not stats.qos_incompatible:
+                continue
+            if not any(qos_check_compatible(info.qos_profile, qos)[0] == QoSCompatibility.ERROR
+                       for info in self.node.get_publishers_info_by_topic(topic)):
+                stats.clear_qos_incompatible()
+
     def _publish_diagnostics(self) -> None:
         with self._lock:
             if self.pipeline is None or self.diagnostics_pub is None:
@@ -454,6 +551,7 @@ class InferenceHost:
         name = self.node.get_name()
         thresholds = self.settings.thresholds
         model_error = self.model_stats.current_error()
+        self._clear_gone_qos_clashes()
         reports = [self.stats[s].report(input_status(name, s), thresholds, model_error)
                    for s in self.sources]
         if self.tracking is not None:
@@ -462,16 +560,226 @@ class InferenceHost:
         if self.results.heads is not None:
             reports += self.results.heads.reports(name, self.pipeline)
         model_file = self.pipeline.model_path
+        file_values, file_warning = self._model_file_report()
         report = self.model_stats.report(model_status(name, self.model_stats.model), {
             'backend': self.settings.backend, 'batch': self.pipeline.model.batch.describe(),
             'model_file': model_file or '-',
-            'model_file_present': str(not model_file or os.path.isfile(model_file)).lower()})
+            'model_file_present': str(not model_file or os.path.isfile(model_file)).lower(),
+            **file_values})
         if report.values['model_file_present'] == 'false' and report.level == Level.OK:
             report.level = Level.WARN  # still serving from memory, but a reload would fail
             report.message = f'model file {model_file} is gone; {report.message}'
+        elif file_warning and report.level == Level.OK:
+            report.level = Level.WARN  # serving the loaded model, not the file's
+            report.message = f'{file_warning}; {report.message}'
         reports.append(report)
         return to_array(self.node.get_clock().now().to_msg(), reports,
                         self.node.get_fully_qualified_name())
+
+    # -- the model file under a running node ---------------------------------------------
+
+    def _watch_model_file(self, pipeline: Pipeline, p: Dict, config: PipelineConfig,
+                          heads: List[HeadConfig]) -> Optional[ModelFileWatching]:
+        """
+        Take the loaded file's size, times and content hash as the baseline of its watch.
+
+        None when it is not watched: ``model_check_period_s`` 0, or no single model file (a
+        pack of head files).
+        """
+        if not pipeline.model_path or p['model_check_period_s'] <= 0:
+            return None
+        cut_tensors, trunk_file = p['cut_tensors'], p['trunk_file']
+
+        def rebuild() -> Pipeline:
+            if heads:
+                return MultiHeadPipeline.from_config(config, heads, cut_tensors, trunk_file)
+            return DetectionPipeline.from_config(config)
+        return ModelFileWatching(ModelFileWatch(pipeline.model_path), p['reload_on_change'],
+                                 p['model_check_period_s'], rebuild, p['input_size'])
+
+    def _start_model_watch(self) -> None:
+        """Check the model file every ``model_check_period_s``, on the watch's own thread."""
+        watching = self.model_file
+        if watching is None:
+            return
+        watching.cancel = threading.Event()
+        watching.watch.start(watching.period_s,
+                             lambda status: self._on_model_file_checked(watching, status),
+                             lambda exc: self._on_internal_error(f'model-watch: {one_line(exc)}'))
+
+    def _stop_model_watch(self) -> None:
+        """End the checks and a reload in progress (its load runs out; it is not swapped in)."""
+        watching = self.model_file
+        if watching is None:
+            return
+        watching.cancel.set()
+        watching.watch.stop()
+        thread, watching.thread = watching.thread, None
+        if thread is not None:
+            thread.join(RELOAD_JOIN_S)
+        watching.reloads.abandoned()  # tried again once started again
+
+    def _model_file_report(self) -> Tuple[Dict[str, str], str]:
+        """Return the model status's values on the model file, and its warning ('' for none)."""
+        watching = self.model_file
+        if watching is None:
+            return {'model_file_state': 'unchecked' if self.pipeline.model_path else '-'}, ''
+        return file_report(watching.watch.status(), watching.reloads)
+
+    def _on_model_file_checked(self, watching: ModelFileWatching, status: WatchStatus) -> None:
+        """After each check, on the watch's thread: log a change; start a reload if asked."""
+        self._log_model_file(watching, status)
+        signature = None if watching.cancel.is_set() else watching.reloads.begin(status)
+        if signature is None:
+            return
+        watching.thread = threading.Thread(target=self._reload_model, args=(watching, signature),
+                                           name='model-reload', daemon=True)
+        watching.thread.start()
+
+    def _log_model_file(self, watching: ModelFileWatching, status: WatchStatus) -> None:
+        """Log one line when the file changes, is gone, or is back as loaded (throttled)."""
+        logged = (status.state, status.seen.digest if status.seen else '')
+        if logged == watching.logged:
+            return
+        previous, watching.logged = watching.logged, logged
+        logger, path = self.node.get_logger(), status.path
+        if status.state == UNCHANGED:
+            if previous[0] != UNCHANGED:
+                logger.info(f'model file {path} is back as it was loaded')
+            return
+        admitted, suppressed = self.log_throttle.admit(('model file', status.state))
+        if not admitted:
+            return
+        more = f' ({suppressed} more since the last report)' if suppressed else ''
+        if status.seen is None:
+            logger.warning(f'model file {path} is gone ({status.reason}); serving the loaded '
+                           f'model from memory, but a reload would fail{more}')
+            return
+        then = 'the new one is loaded in the background once it stays alike' \
+            if watching.reloads.enabled else 'restart the node (or set reload_on_change) to ' \
+            'serve the new one'
+        logger.warning(f'model file {path} changed on disk since it was loaded '
+                       f'({status.describe()}); serving the loaded model; {then}{more}')
+
+    def _reload_model(self, watching: ModelFileWatching, signature: FileSignature) -> None:
+        """
+        Load and warm up the changed file on this thread of its own; then swap it in.
+
+        The loaded model serves meanwhile, and goes on serving when the new file does not
+        load or cannot replace it: that version of the file is then not tried again.
+        """
+        started = time.monotonic()
+        pipeline: Optional[Pipeline] = None
+        why = ''
+        try:
+            pipeline = watching.rebuild()
+            pipeline.warm_up()
+        except Exception as exc:  # noqa: BLE001 (a corrupt file; the backend may raise anything)
+            pipeline, why = None, one_line(exc)
+        load_s = time.monotonic() - started
+        if watching.cancel.is_set() or watching.watch.current(signature) != signature:
+            # stopped, or the file changed again while loading (which version loaded is not
+            # known): the next check tries the newer one
+            watching.reloads.abandoned()
+            return
+        if pipeline is None:
+            self._reload_failed(watching, signature, why)
+            return
+        if not self._acquire_unless(watching.cancel):
+            watching.reloads.abandoned()
+            return
+        try:
+            if watching.cancel.is_set() or self.model_file is not watching or self.runner is None:
+                watching.reloads.abandoned()
+                return
+            problem = self._swap_problem(pipeline)
+            if problem:
+                self._reload_failed(watching, signature, problem, refused=True)
+                return
+            self._swap_in(pipeline)
+            watching.watch.rebase(signature)
+            watching.logged = (UNCHANGED, signature.digest)
+            watching.reloads.succeeded(signature)
+        finally:
+            self._lock.release()
+        self.node.get_logger().info(
+            f'model file {watching.watch.path} changed on disk: the new model loaded and warmed '
+            f'up in {load_s:.1f} s and serves from the next batch '
+            f'({pipeline.model.batch.describe()} batch, input '
+            f'{input_description(watching.input_size, pipeline)}, '
+            f'{len(pipeline.runtimes)} runtime(s)); model: {pipeline.model_note}')
+
+    def _reload_failed(self, watching: ModelFileWatching, signature: FileSignature, why: str,
+                       refused: bool = False) -> None:
+        watching.reloads.failed(signature, why, refused)
+        admitted, _ = self.log_throttle.admit(('model file', 'reload failed', why))
+        if admitted:
+            what = 'cannot replace the loaded one while running' if refused else 'does not load'
+            self.node.get_logger().warning(
+                f'model file {watching.watch.path} changed but the new one {what}: {why}; '
+                f'serving the loaded model (tried again once the file changes)')
+
+    def _acquire_unless(self, cancel: threading.Event) -> bool:
+        """
+        Take the steps' lock, unless ``cancel`` is set first.
+
+        ``stop`` holds the lock while it waits for the reload thread, having set ``cancel``.
+        """
+        while not cancel.is_set():
+            if self._lock.acquire(timeout=0.05):
+                return True
+        return False
+
+    def _swap_problem(self, new: Pipeline) -> str:
+        """
+        Say why ``new`` cannot replace the running pipeline while the node runs; '' if it can.
+
+        A new input size, pre-processing, batch size, class names or score threshold are taken;
+        what the publishers, the runner threads or the image conversion were set up for
+        (topics per task and head, keypoints, runtimes, NV12 input) must stay.
+        """
+        old = self.pipeline
+        if len(new.runtimes) != len(old.runtimes):
+            return (f'it loads as {len(new.runtimes)} runtime(s), the loaded model runs '
+                    f'{len(old.runtimes)}')
+        if (new.preprocessor.layout == NV12) != (old.preprocessor.layout == NV12):
+            return (f'it takes {new.preprocessor.layout} input, the loaded model '
+                    f'{old.preprocessor.layout}')
+        if self.heads:
+            def outputs(pipeline):
+                return ({name: len(head.model.outputs)
+                         for name, head in pipeline.packed.heads.items()},
+                        {name: (d.decoder.task, d.decoder.num_keypoints)
+                         for name, d in pipeline.decoding.items()})
+            if outputs(new) != outputs(old):
+                return "its heads' outputs, tasks or keypoints differ from the loaded model's"
+            return ''
+        if (new.task, new.decoder.num_keypoints) != (old.task, old.decoder.num_keypoints):
+            return (f'its task is {new.task} with {new.decoder.num_keypoints} keypoint(s), the '
+                    f"loaded model's {old.task} with {old.decoder.num_keypoints}")
+        return ''
+
+    def _swap_in(self, new: Pipeline) -> None:
+        """
+        Serve ``new`` from the runner's next batch on (under the lock).
+
+        It keeps the heads' current rates and the score threshold set; a threshold of 0 is
+        the new model's own.
+        """
+        old = self.pipeline
+        if self.heads:
+            for name, rate in old.head_rates.items():
+                new.set_rate(name, rate.rate_hz, rate.every_n_frames)
+                new.set_enabled(name, rate.enabled)
+        own = new.score_threshold
+        self.settings = dataclasses.replace(self.settings, model_score_threshold=own)
+        self.pipeline = new
+        self._set_score_threshold(self.node.get_parameter('score_threshold').value or own)
+        self.runner.swap_pipeline(new)
+        if new.backend is not None:
+            self.model_stats.npu_load = new.backend.npu_load
+        if list(new.class_names) != list(old.class_names):
+            self.results.publish_class_names(self._header(), new.class_names)
 
 
 def input_description(input_size: str, pipeline: Pipeline) -> str:

@@ -1,9 +1,13 @@
 """
 How every executable of the package starts and stops a node.
 
-Start-up errors print one line and exit 2. SIGINT and SIGTERM end spinning (stop_signals, not
-rclpy's handlers); the executor is shut down and the node destroyed before rclpy, so no thread
-is left spinning at exit (which would abort the process).
+Start-up errors print one line and exit 2: a bad parameter (``error: ...``), and anything that
+keeps ROS from starting or the node from being made, named after the executable
+(:func:`start_ros`, :func:`node_problem`): bad ROS arguments, a log directory that cannot be
+written, an RMW implementation that is not installed (checked before rclpy loads, see
+``param_specs.require_rmw``). SIGINT and SIGTERM end spinning (stop_signals, not rclpy's
+handlers); the executor is shut down and the node destroyed before rclpy, so no thread is left
+spinning at exit (which would abort the process).
 
 A node's full name (namespace + name) is its own on the graph: :class:`NameCheck` makes a node
 that finds another node of its full name during its start-up window log one ERROR line and
@@ -14,24 +18,30 @@ With ``HOBOT_NPU_INFER_EXIT_REPORT=<path>`` in the environment, the names of the
 alive once everything is shut down are written to that file as JSON (for the shutdown tests).
 """
 
+import ast
 import json
 import os
+import re
 import sys
+import tempfile
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
-from hobot_npu_infer.core.errors import InferError
-from hobot_npu_infer.ros.param_specs import InvalidParameter, ParamSpec
+from hobot_npu_infer.core.errors import InferError, one_line
+from hobot_npu_infer.ros.param_specs import InvalidParameter, ParamSpec, program_name
 from hobot_npu_infer.ros.stop_signals import catch_stop_signals, restore_signals, STOP
 import rclpy
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import (
     ExternalShutdownException,
     MultiThreadedExecutor,
     SingleThreadedExecutor,
 )
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from rclpy.utilities import remove_ros_args
 
 
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
@@ -48,7 +58,12 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
         return 0
     STOP.clear()
     previous = catch_stop_signals()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)  # see stop_signals
+    try:
+        start_ros(args)  # no signal handlers of rclpy's: see stop_signals
+    except StartError as exc:
+        restore_signals(previous)
+        print(f'{program_name()}: {exc}', file=sys.stderr)
+        return 2
     node = None
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
         else SingleThreadedExecutor()
@@ -59,6 +74,11 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
             executor.spin_once(timeout_sec=0.1)
     except (InvalidParameter, InferError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
+        return 2
+    except NODE_ERRORS as exc:
+        if node is not None:  # raised while spinning: not a start-up error
+            raise
+        print(node_problem(exc), file=sys.stderr)
         return 2
     except DuplicateNodeName as exc:  # from the constructor, or the watch timer while spinning
         node = exc.node  # destroyed below (the constructor did not return it)
@@ -71,6 +91,200 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
         restore_signals(previous)
         write_exit_report()
     return 0
+
+
+class StartError(Exception):
+    """ROS cannot start in this process; the message is the one line that says why."""
+
+
+MAX_DOMAIN_ID = 232  # DDS ports: 7400 + 250 * domain (+ offsets) must stay below 65536
+ARGUMENT_FORMS = {'-p': 'NAME:=VALUE', '--param': 'NAME:=VALUE', '-r': 'FROM:=TO',
+                  '--remap': 'FROM:=TO', '--params-file': 'FILE', '--log-level': 'LEVEL',
+                  '--log-config-file': 'FILE', '-e': 'ENCLAVE', '--enclave': 'ENCLAVE'}
+RULE_FORMS = {'parameter override rule': '-p NAME:=VALUE (NAME: letters, digits, _ and .)',
+              'remap rule': '-r FROM:=TO (ROS names: letters, digits, _ and /)'}
+RCL_SOURCE = re.compile(r',? at [^,]*?\.(?:c|cpp|h|hpp):\d+')  # ", at /src/rcl/arguments.c:356"
+RCL_LOG_LINE = re.compile(r'\[(?:DEBUG|INFO|WARN|ERROR|FATAL)\] \[[\d.]+\] \[[^\]]*\]: ')
+RCL_PREFIXES = ('failed to initialize rcl: ', 'failed to initialize logging: ',
+                'Failed to parse ROS arguments: ')
+
+
+def start_ros(args: Optional[List[str]] = None,
+              signal_handler_options=SignalHandlerOptions.NO) -> None:
+    """
+    ``rclpy.init``, or :class:`StartError` naming in one line what kept ROS from starting.
+
+    What the C libraries print meanwhile is held back: shown after a start that succeeds (a
+    warning of rcl's, say), dropped after one that fails, where rcl's own ``[ERROR]`` line
+    ("Failed to parse global arguments") would only precede ours.
+    """
+    problem = domain_problem()
+    if problem:
+        raise StartError(f'cannot start ROS: {problem}')
+    context = rclpy.get_default_context()
+    held = HeldStderr()
+    try:
+        with held:
+            rclpy.init(args=args, signal_handler_options=signal_handler_options)
+    except Exception as exc:  # noqa: BLE001 (rclpy raises several kinds; all end the start)
+        initialized = getattr(context, 'handle', None) is not None  # then logging failed
+        try:
+            rclpy.try_shutdown()
+        except Exception:  # noqa: BLE001 (the start failed already; say why, not this)
+            pass
+        raise StartError(start_problem(exc, initialized, held.said())) from None
+
+
+def own_arguments(argv: List[str]) -> List[str]:
+    """``argv`` without its ROS arguments, or :class:`StartError` if these do not parse."""
+    held = HeldStderr()
+    try:
+        with held:
+            return remove_ros_args(argv)
+    except Exception as exc:  # noqa: BLE001 (rclpy's parse errors, of several kinds)
+        raise StartError(start_problem(exc, False, held.said())) from None
+
+
+def domain_problem() -> Optional[str]:
+    """Say what is wrong with ROS_DOMAIN_ID when rcl takes it but the DDS would end the process."""
+    text = os.environ.get('ROS_DOMAIN_ID', '').strip()
+    if text.isdigit() and int(text) > MAX_DOMAIN_ID:
+        return f'ROS_DOMAIN_ID={text} is out of range 0..{MAX_DOMAIN_ID}'
+    return None
+
+
+def rcl_text(exc: BaseException) -> str:
+    """Return the message of an rclpy error without rcl's source locations and prefixes."""
+    text = RCL_SOURCE.sub('', one_line(exc, named=False, limit=None))
+    for prefix in RCL_PREFIXES:
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    return text.strip().rstrip('.')
+
+
+def start_problem(exc: BaseException, initialized: bool, said: Sequence[str] = ()) -> str:
+    """
+    One line naming what made ``rclpy.init`` (or ``remove_ros_args``) raise ``exc``.
+
+    ``initialized``: rcl had started, so configuring its logging failed. ``said``: what rcl
+    logged meanwhile (:meth:`HeldStderr.said`), which may say more than the exception.
+    """
+    if type(exc).__name__ == 'UnknownROSArgsError':  # str(exc): the list of them
+        try:
+            unknown = [str(arg) for arg in ast.literal_eval(str(exc))]
+        except (ValueError, SyntaxError):
+            unknown = [rcl_text(exc)]
+        many = 's' if len(unknown) > 1 else ''
+        return f'bad ROS arguments: unknown ROS argument{many} {" ".join(unknown)}'
+    text = rcl_text(exc)
+    if text.startswith("Couldn't parse") or type(exc).__name__ == 'RCLInvalidROSArgsError':
+        return f'bad ROS arguments: {ros_arguments_problem(text, said)}'
+    if initialized:
+        return f'cannot start ROS: {log_directory_problem(text)}'
+    if text == 'error not set' and os.environ.get('ROS_SECURITY_ENABLE') == 'true' and \
+            not os.environ.get('ROS_SECURITY_KEYSTORE'):
+        return 'cannot start ROS: ROS_SECURITY_ENABLE=true but ROS_SECURITY_KEYSTORE is not set'
+    return f'cannot start ROS: {text}'
+
+
+def ros_arguments_problem(text: str, said: Sequence[str] = ()) -> str:
+    """Say what rcl found wrong with the ROS arguments, in the words of the command line."""
+    rule = re.match(r"Couldn't parse (?P<what>[\w -]+?): '(?P<arg>[^']*)'\. Error: (?P<why>.*)",
+                    text)
+    if rule:
+        why = rule['why']
+        if why.startswith('Expected lexeme'):  # the lexer's words: rcl's warning, or the form
+            form = RULE_FORMS.get(rule['what'])
+            why = said[-1] if said else f'expected {form}' if form else 'malformed'
+        return f"cannot parse {rule['what']} '{rule['arg']}': {why}"
+    trailing = re.match(r"Couldn't parse trailing (\S+) flag", text)
+    if trailing:
+        flag = trailing[1]
+        form = ARGUMENT_FORMS.get(flag)
+        return f'nothing after {flag}' + (f' (expected {flag} {form})' if form else '')
+    return text
+
+
+def log_directory_problem(text: str) -> str:
+    """Name the log directory rcl could not write, and how to choose another."""
+    made = re.search(r"log directory '([^']*)': (\d+)", text)
+    opened = re.search(r'Failed opening file (.+) for writing: (.+)', text)
+    if made:
+        directory, reason = made[1], os.strerror(int(made[2]))
+    elif opened:
+        directory, reason = os.path.dirname(opened[1]), opened[2]
+    else:
+        return f'cannot set up logging: {text}'
+    if os.environ.get('ROS_LOG_DIR'):
+        where = f'{directory} (ROS_LOG_DIR)', 'set ROS_LOG_DIR to a writable directory'
+    else:
+        where = directory, 'set ROS_LOG_DIR or ROS_HOME to a writable directory'
+    return f'log directory {where[0]} is not writable: {reason} ({where[1]})'
+
+
+# rclpy refusing to make a node: rcl (a name, security), a name, one of rclpy's own parameters
+NODE_ERRORS = (_rclpy.RCLError, NameValidationException, ParameterException)
+
+
+def node_problem(exc: BaseException, program: str = '') -> str:
+    """One line for an error of :data:`NODE_ERRORS` raised while making a node."""
+    if isinstance(exc, ParameterException):  # e.g. -p use_sim_time:=5
+        return f'error: {one_line(exc, named=False)}'
+    return f'{program or program_name()}: cannot create the node: {rcl_text(exc)}'
+
+
+class HeldStderr:
+    """
+    Hold back what is written to file descriptor 2 (the C libraries' lines) meanwhile.
+
+    Shown when the block ends normally, else kept for :meth:`said`. Nothing is held when no
+    memory file or temporary file can be had.
+    """
+
+    def __init__(self):
+        self._file = None
+        self.dropped = ''
+
+    def said(self) -> List[str]:
+        """Return the messages of the rcl log lines dropped, but rcl's own "Failed to parse"."""
+        lines = [RCL_LOG_LINE.sub('', line).strip() for line in self.dropped.splitlines()
+                 if RCL_LOG_LINE.match(line)]
+        return [RCL_SOURCE.sub('', line).rstrip('.') for line in lines
+                if line and not line.startswith('Failed to parse global arguments')]
+
+    def __enter__(self):
+        self._file = None
+        try:
+            sys.stderr.flush()
+            if hasattr(os, 'memfd_create'):
+                held = open(os.memfd_create('held_stderr'), 'w+b')
+            else:
+                held = tempfile.TemporaryFile()
+            self._saved = os.dup(2)
+        except (OSError, ValueError):
+            return self
+        os.dup2(held.fileno(), 2)
+        self._file = held
+        return self
+
+    def __exit__(self, kind, value, trace) -> bool:
+        if self._file is None:
+            return False
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        with self._file as held:
+            held.seek(0)
+            data = held.read()
+            if kind is not None:
+                self.dropped = data.decode(errors='replace')
+                return False
+            while data:
+                data = data[os.write(2, data):]
+        return False
 
 
 class DuplicateNodeName(Exception):

@@ -18,19 +18,71 @@ of each value offered.
 """
 
 from dataclasses import dataclass
+import difflib
+import os
+import re
+import subprocess
+import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import weakref
 
 from hobot_npu_infer.core.errors import InferError
-from rcl_interfaces.msg import (
+
+RMW_VARIABLES = ('RMW_IMPLEMENTATION', 'RCL_ASSERT_RMW_ID_MATCHES')
+
+
+def program_name() -> str:
+    """Return this process's executable, e.g. ``infer_node`` (also run as ``python -m``)."""
+    argv = getattr(sys, 'argv', None) or ['python']
+    return os.path.splitext(os.path.basename(argv[0] or 'python'))[0]
+
+
+def require_rmw() -> None:
+    """
+    Exit 2 with one line when the RMW implementation asked for cannot be used.
+
+    rcl checks RMW_IMPLEMENTATION (and RCL_ASSERT_RMW_ID_MATCHES) as its library loads, on the
+    first import of rclpy, and ends the process right there (exit code 102 or 1, after a log
+    line of its own). So while rclpy is not loaded yet and either variable is set, a child
+    interpreter loads it first; when rcl ends that one over the RMW implementation, this
+    process says so in one line and exits. This module is the first of the package to import
+    rclpy in every executable, hence the check here, before its imports.
+    """
+    variable = next((name for name in RMW_VARIABLES if os.environ.get(name)), None)
+    if variable is None or 'rclpy.impl.implementation_singleton' in sys.modules:
+        return
+    try:
+        probe = subprocess.run(
+            [sys.executable, '-c', 'import rclpy.impl.implementation_singleton'],
+            capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return  # the import below will tell
+    if probe.returncode == 0 or 'Traceback' in probe.stderr or '[rcl]' not in probe.stderr:
+        return  # not rcl's check: the import below will tell
+    wanted = os.environ[variable]
+    if 'do not match' in probe.stderr:
+        problem = (f"RMW_IMPLEMENTATION ('{os.environ.get('RMW_IMPLEMENTATION', '')}') and "
+                   f"RCL_ASSERT_RMW_ID_MATCHES ('{os.environ.get('RCL_ASSERT_RMW_ID_MATCHES', '')}"
+                   f"') differ")
+    else:
+        found = re.search(r"instead found '([^']+)'", probe.stderr)
+        installed = f'; this rclpy uses {found[1]}' if found else ''
+        problem = f"RMW implementation '{wanted}' is not installed ({variable}{installed})"
+    print(f'{program_name()}: {problem}', file=sys.stderr)
+    raise SystemExit(2)
+
+
+require_rmw()
+
+from rcl_interfaces.msg import (  # noqa: E402 (after require_rmw: rcl may end the process)
     FloatingPointRange,
     IntegerRange,
     ParameterDescriptor,
     SetParametersResult,
 )
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.node import Node
-from rclpy.parameter import Parameter
+from rclpy.exceptions import InvalidParameterValueException  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 
 Check = Callable[[Any], Optional[str]]  # value -> reason it is invalid, or None
 ARRAYS = frozenset((Parameter.Type.BYTE_ARRAY, Parameter.Type.BOOL_ARRAY,
@@ -183,6 +235,7 @@ def boolean(name, default, description, read_only=True) -> ParamSpec:
 
 
 Changes = Dict[str, Any]  # parameter name -> new value, for one set request
+Explain = Callable[[str], Optional[str]]  # undeclared name -> why it cannot be set, or None
 Guard = Tuple[Callable[[Changes], Optional[str]], Callable[[Changes], None]]  # check, apply
 # rclpy's post-set callback (Iron and later); Humble has only the on-set callback.
 HAS_POST_SET = hasattr(Node, 'add_post_set_parameters_callback')
@@ -192,15 +245,24 @@ class NodeParameters:
     """
     The parameters a node declared from specs, and its one on-set callback.
 
-    The callback gives each value the declared type (``ParamSpec.typed``), then runs the
-    guards' checks on the whole request; the guards' ``apply`` runs once the values are stored.
-    Parameters not declared from specs, such as rclpy's own ``use_sim_time``, pass unchanged.
+    The callback refuses a name the node has not declared (:meth:`unknown`), gives each value
+    the declared type (``ParamSpec.typed``), then runs the guards' checks on the whole request;
+    the guards' ``apply`` runs once the values are stored. Parameters not declared from specs,
+    such as rclpy's own ``use_sim_time``, pass unchanged.
+
+    A node made with ``allow_undeclared_parameters=True`` (the infer nodes) lets a set of an
+    undeclared name reach the callback, which refuses it naming it, so nothing undeclared is
+    ever stored: rclpy's own refusal names nothing (``Invalid access to undeclared
+    parameter(s): []``). Such a node declares its parameters with :func:`declare` only, which
+    tells the callback which name it is declaring.
     """
 
     def __init__(self, node: Node):
         self._node = weakref.ref(node)  # the node holds this object's callbacks
         self.specs: Dict[str, ParamSpec] = {}
         self.guards: List[Guard] = []
+        self.explainers: List[Explain] = []
+        self.declaring: Optional[str] = None  # the name declare() is declaring
         self.refused: Optional[str] = None  # why the last request was refused, for declare
         node.add_on_set_parameters_callback(self._on_set)
         if HAS_POST_SET:
@@ -209,6 +271,9 @@ class NodeParameters:
     def _on_set(self, params: List[Parameter]) -> SetParametersResult:
         node = self._node()
         try:
+            for param in params:
+                if param.name != self.declaring and not node.has_parameter(param.name):
+                    raise InvalidParameter(self.unknown(node, param.name))
             self._convert(node, params)
             changes = {param.name: param.value for param in params}
             for check, _ in self.guards:
@@ -223,6 +288,22 @@ class NodeParameters:
         if not HAS_POST_SET:  # Humble: the values are stored right after this returns
             self._post_set(params)
         return SetParametersResult(successful=True)
+
+    def unknown(self, node: Node, name: str) -> str:
+        """
+        Return why ``name``, which ``node`` has not declared, cannot be set, naming it.
+
+        An explainer's reason if one knows the name (a head's parameter), else that the node
+        has no such parameter, with the closest declared name when one is close.
+        """
+        for explain in self.explainers:
+            reason = explain(name)
+            if reason:
+                return f'{name}: {reason}'
+        names = node.list_parameters([], 0).names  # depth 0: every name
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f'; did you mean {close[0]}?' if close else ''
+        return f'{name}: no such parameter of {node.get_name()}{hint}'
 
     def _convert(self, node: Node, params: List[Parameter]) -> None:
         """Replace, in the list rclpy stores from, each value by its declared type's."""
@@ -274,12 +355,15 @@ def declare(node: Node, specs: List[ParamSpec]) -> Dict[str, Any]:
     values = {}
     for spec in specs:
         table.refused = None
+        table.declaring = spec.name
         try:
             value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
         except InvalidParameterValueException as exc:  # refused by a callback, or a range
             raise InvalidParameter(table.refused or f'parameter {spec.name}: {exc}') from None
         except Exception as exc:  # rclpy's own errors, with their own wording
             raise InvalidParameter(f'parameter {spec.name}: {exc}') from None
+        finally:
+            table.declaring = None
         node.describe_parameter(spec.name).type = spec.type.value
         reason = spec.problem(value)
         if reason:
@@ -318,3 +402,13 @@ def guard_changes(node: Node, check: Callable[[Changes], Optional[str]],
     once every check has passed.
     """
     node_parameters(node).guards.append((check, apply))
+
+
+def explain_unknown(node: Node, explain: Explain) -> None:
+    """
+    Have ``explain`` say why an undeclared name cannot be set, for the names it knows.
+
+    It returns the reason without the name (the refusal puts the name first), or None for a
+    name it knows nothing of; the node then answers that it has no such parameter.
+    """
+    node_parameters(node).explainers.append(explain)

@@ -8,7 +8,9 @@ Live (default): redraws the table every --period seconds (in place on a terminal
 it followed by a blank line; with --json, one JSON object per line). --once: waits for the
 first infer_node input status (or --timeout: exit 1), prints one snapshot and exits 0.
 SIGINT and SIGTERM exit 0. Inputs, models and the heads of a packed model each have rows of
-their own; --all adds every other status (name, level and message).
+their own; --all adds every other status (name, level and message). ROS that cannot start
+(ROS arguments that do not parse, an unwritable log directory, an RMW implementation not
+installed) is one line ``diag_monitor: ...`` on stderr and exit 2.
 """
 
 import sys
@@ -29,12 +31,18 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from hobot_npu_infer.core.telemetry.diagnostics_view import (  # noqa: E402
     DiagnosticsSnapshot, render_table)
 from hobot_npu_infer.ros.diagnostics import entries_of  # noqa: E402
-from hobot_npu_infer.ros.node_main import shut_down, write_exit_report  # noqa: E402
-import rclpy  # noqa: E402
+from hobot_npu_infer.ros.node_main import (  # noqa: E402
+    NODE_ERRORS,
+    node_problem,
+    own_arguments,
+    shut_down,
+    start_ros,
+    StartError,
+    write_exit_report,
+)
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
-from rclpy.utilities import remove_ros_args  # noqa: E402
 
 TOPIC = '/diagnostics'
 CLEAR = '\x1b[H\x1b[2J'
@@ -150,11 +158,19 @@ def monitor(options, ros_args: List[str]) -> int:
     snapshot = DiagnosticsSnapshot(node=options.node, include_all=options.all,
                                    stale_after_s=options.stale_after
                                    if options.stale_after > 0 else None)
-    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)  # see STOP
+    try:
+        start_ros(ros_args, signal_handler_options=SignalHandlerOptions.NO)  # see STOP
+    except StartError as exc:
+        print(f'{PROG}: {exc}', file=sys.stderr)
+        return 2
     node = None
     executor = SingleThreadedExecutor()
     try:
-        node = DiagMonitor(snapshot)
+        try:
+            node = DiagMonitor(snapshot)
+        except NODE_ERRORS as exc:
+            print(node_problem(exc, PROG), file=sys.stderr)
+            return 2
         executor.add_node(node)
         if options.once:
             if not wait_for_first(executor, snapshot, options.timeout, options.all):
@@ -180,7 +196,11 @@ def monitor(options, ros_args: List[str]) -> int:
 def main(args: Optional[Iterable[str]] = None) -> int:
     """``args``: the command line without the program name (default: ``sys.argv[1:]``)."""
     argv = [PROG, *(sys.argv[1:] if args is None else list(args))]
-    options = parser().parse_args(remove_ros_args(argv)[1:])
+    try:
+        options = parser().parse_args(own_arguments(argv)[1:])
+    except StartError as exc:  # ROS arguments that do not parse
+        print(f'{PROG}: {exc}', file=sys.stderr)
+        return 2
     previous = catch_stop_signals()
     try:
         return 0 if STOP.is_set() else monitor(options, argv)

@@ -32,7 +32,9 @@ long for every node when listing. Then it waits up to 120 s for each answer (ros
 limit). ``--timeout S`` (lifecycle_ctl's own; Jazzy's ros2 lifecycle has no such option) waits
 up to S seconds for NODE and for each answer instead, for scripts that start a node and use it
 at once; a NODE still absent then, or an answer that does not come, is one line
-``error: ...`` on stderr and exit 2.
+``error: ...`` on stderr and exit 2. ROS that cannot start (ROS arguments that do not parse, an
+unwritable log directory, an RMW implementation not installed) is one line
+``lifecycle_ctl: ...`` on stderr and exit 2, as for the nodes (node_main.start_ros).
 
 :class:`LifecycleClient` is the same client for a node of one's own (the tests use it).
 """
@@ -44,12 +46,18 @@ import sys
 import time
 from typing import List, Optional
 
-from hobot_npu_infer.ros.node_main import shut_down
-from lifecycle_msgs.msg import Transition
+from hobot_npu_infer.ros.node_main import (
+    NODE_ERRORS,
+    node_problem,
+    own_arguments,
+    shut_down,
+    start_ros,
+    StartError,
+)
+from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetAvailableTransitions, GetState
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.utilities import remove_ros_args
 
 PROG = 'lifecycle_ctl'
 TRANSITIONS = ('configure', 'activate', 'deactivate', 'cleanup', 'shutdown')
@@ -57,6 +65,8 @@ GET_STATE_TYPE = 'lifecycle_msgs/srv/GetState'
 HIDDEN_PREFIX = '_'
 DISCOVERY_S = 4.0
 ANSWER_S = 120.0
+RESEND_S = 5.0  # an unanswered request: asked again, or its outcome asked (LifecycleClient)
+WAIT_SLICE_S = 0.1
 NODE_NOT_FOUND = 'Node not found'
 FAILED = object()  # what Verbs.call answers for a call that raised
 
@@ -74,6 +84,38 @@ def absolute(name: str) -> str:
     return name if name.startswith('/') else '/' + name
 
 
+# the primary state each transition leads to when it succeeds, by label and by id
+GOALS = {'configure': State.PRIMARY_STATE_INACTIVE, 'cleanup': State.PRIMARY_STATE_UNCONFIGURED,
+         'activate': State.PRIMARY_STATE_ACTIVE, 'deactivate': State.PRIMARY_STATE_INACTIVE,
+         'shutdown': State.PRIMARY_STATE_FINALIZED}
+GOAL_IDS = {Transition.TRANSITION_CONFIGURE: State.PRIMARY_STATE_INACTIVE,
+            Transition.TRANSITION_CLEANUP: State.PRIMARY_STATE_UNCONFIGURED,
+            Transition.TRANSITION_ACTIVATE: State.PRIMARY_STATE_ACTIVE,
+            Transition.TRANSITION_DEACTIVATE: State.PRIMARY_STATE_INACTIVE,
+            Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: State.PRIMARY_STATE_FINALIZED,
+            Transition.TRANSITION_INACTIVE_SHUTDOWN: State.PRIMARY_STATE_FINALIZED,
+            Transition.TRANSITION_ACTIVE_SHUTDOWN: State.PRIMARY_STATE_FINALIZED}
+
+
+def transition_name(transition: Transition) -> str:
+    return transition.label or str(transition.id)
+
+
+def transition_made(transition: Transition, before: int, now: int) -> Optional[bool]:
+    """
+    Tell from the states before and after whether ``transition`` was made.
+
+    True: the node is in the state it leads to; False: in another primary state than the one it
+    started from (the transition failed through error processing); None: nothing to tell yet
+    (still the state it started from, a transition state, or a transition of unknown goal).
+    """
+    goal = GOALS.get(transition.label) if transition.label else GOAL_IDS.get(transition.id)
+    if goal is None or goal == before or now == before or \
+            not State.PRIMARY_STATE_UNCONFIGURED <= now <= State.PRIMARY_STATE_FINALIZED:
+        return None
+    return now == goal
+
+
 class LifecycleClient:
     """
     The lifecycle services of one lifecycle node, from ``node``.
@@ -82,12 +124,23 @@ class LifecycleClient:
     elsewhere (the default), or an executor's ``spin_until_future_complete``. A service that
     is not there, or a reply that does not come, within the timeout raises TimeoutError; a
     service call that failed raises what it raised.
+
+    An answer can be lost: rclpy's ``wait_for_service`` is true once this side's request writer
+    and response reader have matched the service, but the service may not have matched this
+    client's response reader yet, and Fast DDS then drops the answer (the node warns ``failed to
+    send response (timeout)``; ros2/rmw_fastrtps#390, ros2/rmw_cyclonedds#74). So a query
+    (GetState, the transitions), which may be asked twice, is asked again every ``resend_s``
+    while unanswered; a transition, which may not, is never requested twice: after ``resend_s``
+    without its answer, GetState tells what became of it (``lost_answers`` lists each answer
+    found lost that way).
     """
 
-    def __init__(self, node, target: str, wait: Callable = poll):
+    def __init__(self, node, target: str, wait: Callable = poll, resend_s: float = RESEND_S):
         self.target = absolute(target)
         self.node = node
         self.wait = wait
+        self.resend_s = resend_s
+        self.lost_answers: List[str] = []
         self._clients = {}
 
     def _client(self, srv_type, service: str):
@@ -95,36 +148,108 @@ class LifecycleClient:
             self._clients[service] = self.node.create_client(srv_type, f'{self.target}/{service}')
         return self._clients[service]
 
-    def _call(self, srv_type, service: str, request, timeout: float):
+    def _ready(self, srv_type, service: str, end: float, timeout: float):
+        """Return the client of ``service`` once the service is there (by ``end``)."""
         client = self._client(srv_type, service)
-        if not client.wait_for_service(timeout_sec=timeout):
+        if not client.wait_for_service(timeout_sec=max(0.0, end - time.monotonic())):
             raise TimeoutError(f'no lifecycle node {self.target} (no {client.srv_name} service '
                                f'within {timeout:g} s)')
-        future = client.call_async(request)
-        if not self.wait(future, timeout):
-            raise TimeoutError(f'{client.srv_name} did not answer within {timeout:g} s')
-        return future.result()
+        return client
+
+    def _wait_any(self, futures: list, until: float) -> bool:
+        """Wait until one of ``futures`` is done (True) or the time ``until`` (False)."""
+        while not any(f.done() for f in futures):
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            self.wait(futures[-1], min(left, WAIT_SLICE_S))
+        return True
+
+    def _ask(self, srv_type, service: str, request, timeout: float, end: Optional[float] = None,
+             settled: Callable[[], bool] = lambda: False):
+        """
+        Return the answer of an idempotent request, sent again while unanswered.
+
+        None when ``settled()`` turns true first.
+        """
+        end = time.monotonic() + timeout if end is None else end
+        client = self._ready(srv_type, service, end, timeout)
+        futures = []
+        try:
+            while time.monotonic() < end and not settled():
+                futures.append(client.call_async(request))
+                if self._wait_any(futures, min(end, time.monotonic() + self.resend_s)):
+                    return next(f for f in futures if f.done()).result()
+                if settled():
+                    return None
+        finally:
+            for future in futures:
+                if not future.done():
+                    client.remove_pending_request(future)
+        if settled():
+            return None
+        raise TimeoutError(f'{client.srv_name} did not answer within {timeout:g} s')
 
     def state(self, timeout: float = 30.0) -> tuple:
         """(label, id) of the current state, e.g. ('inactive', 2)."""
-        state = self._call(GetState, 'get_state', GetState.Request(), timeout).current_state
+        state = self._ask(GetState, 'get_state', GetState.Request(), timeout).current_state
         return state.label, state.id
 
     def transitions(self, timeout: float = 30.0, graph: bool = False) -> list:
         """Return the TransitionDescriptions available now (``graph``: all of the node's)."""
         service = 'get_transition_graph' if graph else 'get_available_transitions'
-        return list(self._call(GetAvailableTransitions, service,
-                               GetAvailableTransitions.Request(), timeout)
+        return list(self._ask(GetAvailableTransitions, service,
+                              GetAvailableTransitions.Request(), timeout)
                     .available_transitions)
 
     def change(self, transition, timeout: float = 120.0) -> bool:
-        """Request a transition (a label, or a lifecycle_msgs Transition); True on success."""
+        """
+        Request a transition (a label, or a lifecycle_msgs Transition); True on success.
+
+        Requested once. Its answer lost, the state it leads to shows it done (True); a state
+        other than the one it started from shows it failed (error processing, False); the state
+        it started from, or one in transition, shows nothing yet, so this goes on waiting and
+        asking until ``timeout``.
+        """
         request = ChangeState.Request()
         if isinstance(transition, Transition):
             request.transition = transition
         else:
             request.transition.label = transition
-        return bool(self._call(ChangeState, 'change_state', request, timeout).success)
+        end = time.monotonic() + timeout
+        before = self._ask(GetState, 'get_state', GetState.Request(), timeout, end).current_state
+        client = self._ready(ChangeState, 'change_state', end, timeout)
+        future = client.call_async(request)
+        now = None  # the state since the request, once GetState told it
+        try:
+            while not self._wait_any([future], min(end, time.monotonic() + self.resend_s)):
+                try:
+                    answer = self._ask(GetState, 'get_state', GetState.Request(), timeout, end,
+                                       settled=future.done)
+                except TimeoutError:
+                    break
+                if answer is None:  # the transition's answer came meanwhile
+                    continue
+                now = answer.current_state
+                made = transition_made(request.transition, before.id, now.id)
+                if made is not None and not future.done():
+                    self.lost_answers.append(
+                        f'{client.srv_name} {transition_name(request.transition)}: no answer '
+                        f'within {self.resend_s:g} s; the node went {before.label} -> '
+                        f'{now.label}, so it {"succeeded" if made else "failed"}')
+                    return made
+        finally:
+            if not future.done():
+                client.remove_pending_request(future)
+        if future.done():
+            return bool(future.result().success)
+        if now is None:
+            since = 'nor get_state since: the node is stuck, or gone'
+        elif now.id == before.id:
+            since = f'the node is {now.label} [{now.id}], as before the request'
+        else:
+            since = f'the node went {before.label} [{before.id}] -> {now.label} [{now.id}]'
+        raise TimeoutError(f'{client.srv_name} did not answer within {timeout:g} s ({since})')
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -308,9 +433,18 @@ class Verbs:
 
 def main(args: Iterable[str] | None = None) -> int:
     argv = [PROG, *(sys.argv[1:] if args is None else list(args))]
-    options = parser().parse_args(remove_ros_args(argv)[1:])
-    rclpy.init(args=argv)
-    node = rclpy.create_node(f'_{PROG}_{os.getpid()}')  # hidden, as ros2cli's own node
+    try:  # ROS arguments that do not parse, or ROS that cannot start: one line, exit 2
+        options = parser().parse_args(own_arguments(argv)[1:])
+        start_ros(argv, signal_handler_options=None)  # rclpy's handlers: KeyboardInterrupt
+    except StartError as exc:
+        print(f'{PROG}: {exc}', file=sys.stderr)
+        return 2
+    try:
+        node = rclpy.create_node(f'_{PROG}_{os.getpid()}')  # hidden, as ros2cli's own node
+    except NODE_ERRORS as exc:
+        rclpy.try_shutdown()
+        print(node_problem(exc, PROG), file=sys.stderr)
+        return 2
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 

@@ -613,8 +613,9 @@ def test_module_imports_only_numpy_opencv_and_message_types():
             modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             modules.add('.' * node.level + (node.module or ''))
-    assert modules <= {'array', 'typing', 'cv2', 'numpy', 'hobot_npu_infer.core.errors',
-                       'hobot_npu_infer.core.imaging.nv12', 'sensor_msgs.msg'}
+    assert modules <= {'array', 'dataclasses', 'typing', 'cv2', 'numpy',
+                       'hobot_npu_infer.core.errors', 'hobot_npu_infer.core.imaging.nv12',
+                       'hobot_npu_infer.core.imaging.image_headers', 'sensor_msgs.msg'}
 
 
 def test_readers_work_with_ros_unimportable():
@@ -630,3 +631,55 @@ def test_readers_work_with_ros_unimportable():
                           cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == '(4, 6, 3) bgr'
+
+
+# --- limits, judged from what a frame declares ------------------------------------------------
+
+LIMITS = ic.InputLimits(max_pixels=1920 * 1080, max_compressed_bytes=1 << 20)
+
+
+def test_a_frame_within_the_limits_passes_and_one_over_is_refused_before_conversion():
+    ic.check_limits(make_msg('bgr8', 1920, 1080, 1920 * 3, bytes(1920 * 1080 * 3)), LIMITS)
+    # 8K declared: refused from the header alone, however little data it carries
+    msg = SimpleNamespace(encoding='bgr8', width=7680, height=4320, step=7680 * 3, data=b'')
+    assert conversion_error('too_large', ic.check_limits, msg, LIMITS) == (
+        '7680x4320 image (33177600 pixels) is over max_input_pixels 2073600')
+    msg = SimpleNamespace(encoding='mono8', width=10, height=10, step=10,
+                          data=bytes(1920 * 1080 * 4 + 1))  # small, with a huge payload
+    assert 'over 4 x max_input_pixels' in conversion_error('too_large', ic.check_limits, msg,
+                                                           LIMITS)
+
+
+def bomb(ext: str, width: int, height: int) -> bytes:
+    """Return a small real image whose header declares ``width`` x ``height``."""
+    ok, data = cv2.imencode(ext, np.zeros((48, 64, 3), np.uint8))
+    data = data.tobytes()
+    if ext == '.png':
+        return data[:16] + width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + data[24:]
+    sof = data.index(b'\xff\xc0')
+    return data[:sof + 5] + height.to_bytes(2, 'big') + width.to_bytes(2, 'big') + \
+        data[sof + 9:]
+
+
+@pytest.mark.parametrize('ext', ['.jpg', '.png'])
+def test_a_decompression_bomb_is_refused_before_decoding(ext, monkeypatch):
+    def no_decoding(*_):
+        raise AssertionError('decoded')
+    monkeypatch.setattr(cv2, 'imdecode', no_decoding)
+    msg = CompressedImage(format=ext[1:])
+    msg.data = array.array('B', bomb(ext, 20000, 20000))
+    text = conversion_error('too_large', ic.check_limits, msg, LIMITS)
+    assert text.endswith('declares 20000x20000 (400000000 pixels), over max_input_pixels '
+                         '2073600: refused before decoding')
+
+
+def test_compressed_bytes_over_the_limit_and_unknown_formats_are_refused():
+    msg = CompressedImage(format='jpeg')
+    msg.data = array.array('B', b'\xff\xd8' + bytes(1 << 20))
+    assert conversion_error('too_large', ic.check_limits, msg, LIMITS) == (
+        f'compressed image of {(1 << 20) + 2} bytes is over max_compressed_bytes {1 << 20}')
+    msg.data = array.array('B', b'GIF89a' + bytes(100))
+    assert 'not a JPEG or PNG' in conversion_error('decode', ic.check_limits, msg, LIMITS)
+    ok, data = cv2.imencode('.jpg', np.zeros((1080, 1920, 3), np.uint8))
+    msg.data = array.array('B', data.tobytes())
+    ic.check_limits(msg, LIMITS)  # a real 1080p JPEG passes

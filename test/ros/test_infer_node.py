@@ -204,7 +204,7 @@ def test_an_incompatible_publisher_is_named_in_a_warning(system):
     That is a silent no-output, unless the node says why.
     """
     listener, node = system
-    listener.publisher(Image, QOS, image_qos('best_effort', 1))
+    publisher = listener.publisher(Image, QOS, image_qos('best_effort', 1))
 
     def warned():
         status = newest_status(listener, f'input {QOS}')
@@ -216,3 +216,11 @@ def test_an_incompatible_publisher_is_named_in_a_warning(system):
     assert values['qos_incompatible_policy'] == 'RELIABILITY'
     assert int(values['qos_incompatible_count']) >= 1
     assert node.output().count(f'{QOS}: a publisher offers a QoS incompatible') == 1
+    # the publisher goes: the graph holds no incompatible one, and the warning clears
+    listener.node.destroy_publisher(publisher)
+
+    def cleared():
+        status = newest_status(listener, f'input {QOS}')
+        return 'QoS' not in status.message and 'qos_incompatible_policy' not in \
+            {kv.key for kv in status.values}
+    assert listener.wait_for(cleared), newest_status(listener, f'input {QOS}')

@@ -282,17 +282,64 @@ def test_warn_on_recent_conversion_errors_then_ok_once_they_leave_the_window():
     stats.on_conversion_error('encoding')
     report = stats.report('cam', THRESHOLDS)
     assert report.level == Level.WARN
-    assert report.message == '1 bad frame(s) recently (encoding)'
+    assert report.message == '1 bad frame(s) in the last 10 s (encoding: 1)'
     feed(stats, clock, 5.0)
     stats.on_conversion_error('encoding')
     stats.on_conversion_error('size')
     report = stats.report('cam', THRESHOLDS)
     assert report.level == Level.WARN
-    assert report.message.startswith('3 bad frame(s) recently (')
+    assert report.message == '3 bad frame(s) in the last 10 s (encoding: 2, size: 1)'
     feed(stats, clock, 10.5)  # input keeps flowing; the errors age out of the 10 s window
     report = stats.report('cam', THRESHOLDS)
     assert report.level == Level.OK
     assert report.values['conversion_errors'] == '3'  # the totals are kept
+
+
+def test_a_warn_names_only_the_causes_within_the_window():
+    stats, clock = make_stats(window_s=10.0)
+    stats.on_conversion_error('encoding')
+    feed(stats, clock, 8.0)
+    stats.on_conversion_error('too_large')
+    feed(stats, clock, 3.0)  # the encoding error has left the window, too_large has not
+    report = stats.report('cam', THRESHOLDS)
+    assert report.level == Level.WARN
+    assert report.message == '1 bad frame(s) in the last 10 s (too_large: 1)'
+    assert report.values['conversion_errors.encoding'] == '1'  # totals stay
+
+
+def test_clock_skew_is_its_own_cause_and_leaves_the_latency_alone():
+    stats, clock = make_stats(window_s=10.0)
+    feed(stats, clock, 2.0, e2e_ms=20.0)
+    stats.on_clock_skew(3600.0)
+    report = stats.report('cam', THRESHOLDS)
+    assert report.level == Level.WARN
+    assert report.message.startswith(
+        'clock_skew: 1 frame(s) in the last 10 s stamped too far from this clock (last '
+        '3600.000 s ahead)')
+    assert report.values['clock_skew'] == '1'
+    assert report.values['clock_skew.last_ahead_s'] == '3600.000'
+    assert report.values['conversion_errors'] == '0'  # a skewed frame is not a bad frame
+    assert report.values['e2e.max_ms'] == '20.00'
+    feed(stats, clock, 10.5)
+    assert stats.report('cam', THRESHOLDS).level == Level.OK
+
+
+def test_stale_takes_precedence_over_an_incompatible_qos_and_names_it():
+    stats, clock = make_stats()
+    feed(stats, clock, 2.0)
+    stats.on_qos_incompatible('RELIABILITY', 1)
+    report = stats.report('cam', THRESHOLDS)
+    assert report.level == Level.WARN
+    assert report.message.startswith('incompatible QoS with a publisher of /cam: RELIABILITY')
+    clock.advance(THRESHOLDS.stale_timeout_s + 1.0)
+    report = stats.report('cam', THRESHOLDS)
+    assert report.level == Level.STALE
+    assert report.message.startswith('no input for ')
+    assert report.message.endswith('; incompatible QoS with a publisher of /cam: RELIABILITY')
+    stats.clear_qos_incompatible()  # the graph has no incompatible publisher any more
+    report = stats.report('cam', THRESHOLDS)
+    assert report.level == Level.STALE and 'QoS' not in report.message
+    assert 'qos_incompatible_policy' not in report.values
 
 
 def test_report_values_hold_every_key_of_the_contract():
@@ -301,7 +348,7 @@ def test_report_values_hold_every_key_of_the_contract():
     report = stats.report('cam', THRESHOLDS)
     expected = {stage_key(stage, stat) for stage in STAGES for stat in SUMMARY_FIELDS}
     expected |= {'frames_in', 'frames_out', 'dropped_stale', 'conversion_errors',
-                 'input_rate_hz', 'output_rate_hz'}
+                 'clock_skew', 'input_rate_hz', 'output_rate_hz'}
     assert set(report.values) == expected  # no per-cause key before the first error
     assert all(isinstance(v, str) for v in report.values.values())
     assert report.values['e2e.count'] == '0'

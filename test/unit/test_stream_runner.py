@@ -333,3 +333,42 @@ def wait_until(condition, timeout=TIMEOUT):
     while not condition():
         assert time.monotonic() < deadline, 'timed out'
         time.sleep(0.005)
+
+
+# --- fairness: one input's heavy frames ---------------------------------------------------------
+
+def test_a_heavy_frame_is_parked_and_never_holds_up_the_other_inputs(make_harness):
+    h = make_harness(sources=('a', 'b'), max_batch=2, start=False)
+    heavy = threading.Event()
+    h.put('a', 1)
+    h.put('b', 2, hold=heavy)  # b's conversion takes until the test releases it
+    h.runner.start()
+    h.delivered.wait_for(lambda items: 1 in [r.frame.payload.value for r in items], 'a=1')
+    h.put('a', 3)  # a keeps being served while b's frame converts
+    h.delivered.wait_for(lambda items: 3 in [r.frame.payload.value for r in items], 'a=3')
+    h.put('b', 4)  # waits in b's slot: b converts one frame at a time
+    h.put('a', 5)
+    h.delivered.wait_for(lambda items: 5 in [r.frame.payload.value for r in items], 'a=5')
+    assert h.delivered_values('b') == []
+    heavy.set()
+    h.delivered.wait_for(lambda items: 4 in [r.frame.payload.value for r in items], 'b=4')
+    assert h.delivered_values('a') == [1, 3, 5]
+    assert h.delivered_values('b') == [2, 4]  # the parked frame ran, then b's newest
+    assert h.converted.items.count(2) == 1  # converted once, not again when it ran
+    for result in h.delivered.items:
+        check_result(result)
+    assert h.bad_frames.items == []
+
+
+def test_a_parked_frame_that_fails_to_convert_is_a_bad_frame(make_harness):
+    h = make_harness(sources=('a', 'b'), max_batch=2, start=False)
+    heavy = threading.Event()
+    h.put('a', 1)
+    h.put('b', 2, bad=True, hold=heavy)
+    h.runner.start()
+    h.delivered.wait_count(1)
+    heavy.set()
+    h.bad_frames.wait_count(1)
+    h.put('b', 6)
+    h.delivered.wait_for(lambda items: 6 in [r.frame.payload.value for r in items], 'b=6')
+    assert h.internal_errors.items == []

@@ -8,7 +8,7 @@ backlog.
 from dataclasses import dataclass, field
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import AbstractSet, Any, Dict, List, Optional
 
 
 @dataclass
@@ -17,6 +17,7 @@ class Frame:
     payload: Any  # the message or array as received; converted later, off the receive path
     received: float = field(default_factory=time.monotonic)
     meta: Any = None  # carried untouched to the result (e.g. the message header)
+    stamp_usable: bool = True  # False: its stamp is too far off the clock to time it by
 
 
 class FrameBatcher:
@@ -59,24 +60,28 @@ class FrameBatcher:
             return self._count
 
     def take(self, max_frames: int = 1, timeout: Optional[float] = None,
-             max_delay_s: float = 0.0) -> List[Frame]:
+             max_delay_s: float = 0.0, exclude: AbstractSet[str] = frozenset()) -> List[Frame]:
         """
-        Take up to ``max_frames`` frames of distinct sources.
+        Take up to ``max_frames`` frames of distinct sources, none of ``exclude``.
 
         Waits until one is there, then up to ``max_delay_s`` after the oldest one's arrival for
-        the batch to fill.
+        the batch to fill. An excluded source's frame stays in its slot (a newer one replaces
+        it as usual).
 
         Returns an empty list on timeout or once closed.
         """
+        def waiting() -> List[Frame]:
+            return [f for s, f in self._slots.items() if f is not None and s not in exclude]
+
         with self._cond:
-            if not self._cond.wait_for(lambda: self._closed or self._count, timeout) \
+            if not self._cond.wait_for(lambda: self._closed or waiting(), timeout) \
                     or self._closed:
                 return []
-            if max_frames > 1 and max_delay_s > 0 and self._count < max_frames:
-                oldest = min(f.received for f in self._slots.values() if f is not None)
-                left = oldest + max_delay_s - time.monotonic()
+            if max_frames > 1 and max_delay_s > 0 and len(waiting()) < max_frames:
+                left = min(f.received for f in waiting()) + max_delay_s - time.monotonic()
                 if left > 0:
-                    self._cond.wait_for(lambda: self._closed or self._count >= max_frames, left)
+                    self._cond.wait_for(
+                        lambda: self._closed or len(waiting()) >= max_frames, left)
             if self._closed:
                 return []
             frames = []
@@ -84,7 +89,7 @@ class FrameBatcher:
             for i in range(n):
                 source = self._order[(self._next + i) % n]
                 frame = self._slots[source]
-                if frame is not None:
+                if frame is not None and source not in exclude:
                     frames.append(frame)
                     self._slots[source] = None
                     if len(frames) == max_frames:

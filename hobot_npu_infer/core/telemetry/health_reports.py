@@ -22,6 +22,7 @@ from hobot_npu_infer.core.telemetry.rolling_stats import (
 STAGES = ('e2e', 'queue_wait', 'preprocess', 'inference', 'postprocess', 'publish')
 HEAD_STAGES = ('inference', 'postprocess')  # the stages of each head of a packed model
 SUMMARY_FIELDS = ('count', 'mean', 'p50', 'p90', 'p99', 'max')
+CLOCK_SKEW = 'clock_skew'  # the cause of frames stamped in the future or long ago
 
 
 class Level(IntEnum):
@@ -80,12 +81,15 @@ class SourceStats:
         self.stages = {s: LatencyWindow(window_s, clock=clock) for s in STAGES}
         self.input_rate = RateMeter(window_s, clock)
         self.output_rate = RateMeter(window_s, clock)
-        self.recent_errors = RateMeter(window_s, clock)
+        self._window_s = window_s
+        self._recent: Dict[str, RateMeter] = {}  # cause -> its bad frames in the window
         self._lock = threading.Lock()
         self.frames_in = 0
         self.frames_out = 0
         self.dropped_stale = 0
         self.conversion_errors: Counter = Counter()
+        self.clock_skew = 0  # frames whose stamp was too far from the receive clock
+        self.clock_skew_s = 0.0  # the last one's stamp minus the clock (ahead: positive)
         self.qos_incompatible = ''  # the policy a publisher's QoS last clashed on
         self.qos_incompatible_count = 0
 
@@ -99,15 +103,42 @@ class SourceStats:
             self.dropped_stale += 1
 
     def on_conversion_error(self, cause: str) -> None:
-        self.recent_errors.tick()
+        """Count a frame refused or not convertible, by cause ('too_large', 'decode', ...)."""
+        self._meter(cause).tick()
         with self._lock:
             self.conversion_errors[cause] += 1
+
+    def on_clock_skew(self, ahead_s: float) -> None:
+        """Count a frame stamped ``ahead_s`` seconds off the clock (behind: negative)."""
+        self._meter(CLOCK_SKEW).tick()
+        with self._lock:
+            self.clock_skew += 1
+            self.clock_skew_s = ahead_s
+
+    def _meter(self, cause: str) -> RateMeter:
+        with self._lock:
+            meter = self._recent.get(cause)
+            if meter is None:
+                meter = self._recent[cause] = RateMeter(self._window_s, self._clock)
+            return meter
+
+    def recent_causes(self, now: Optional[float] = None) -> Dict[str, int]:
+        """Return how many frames each cause took within the window, for the causes that did."""
+        with self._lock:
+            meters = dict(self._recent)
+        counts = {cause: meter.count(now) for cause, meter in sorted(meters.items())}
+        return {cause: n for cause, n in counts.items() if n}
 
     def on_qos_incompatible(self, policy: str, total: int) -> None:
         """Record that a publisher on this input offers a QoS our subscription cannot match."""
         with self._lock:
             self.qos_incompatible = policy
             self.qos_incompatible_count = total
+
+    def clear_qos_incompatible(self) -> None:
+        """No incompatible publisher remains (the graph says so): stop reporting one."""
+        with self._lock:
+            self.qos_incompatible = ''
 
     def on_published(self, stage_ms: Dict[str, float]) -> None:
         now = self._clock()
@@ -123,9 +154,12 @@ class SourceStats:
         with self._lock:
             values = {'frames_in': str(self.frames_in), 'frames_out': str(self.frames_out),
                       'dropped_stale': str(self.dropped_stale),
-                      'conversion_errors': str(sum(self.conversion_errors.values()))}
+                      'conversion_errors': str(sum(self.conversion_errors.values())),
+                      CLOCK_SKEW: str(self.clock_skew)}
             values.update({f'conversion_errors.{cause}': str(n)
                            for cause, n in sorted(self.conversion_errors.items())})
+            if self.clock_skew:
+                values['clock_skew.last_ahead_s'] = f'{self.clock_skew_s:.3f}'
             qos = self.qos_incompatible
             if qos:
                 values['qos_incompatible_policy'] = qos
@@ -138,10 +172,12 @@ class SourceStats:
             values.update(summary_values(stage, summary))
         level, message = self._level(now, thresholds, model_error, rate_out, summaries['e2e'].p99,
                                      summaries['e2e'].p50)
-        if qos and level in (Level.OK, Level.STALE):
-            # silent no-output has a cause worth naming: a publisher we cannot match
-            level, message = Level.WARN, (f'incompatible QoS with a publisher of '
-                                          f'{self.source}: {qos} ({message})')
+        if qos:  # silent no-output has a cause worth naming: a publisher we cannot match
+            clash = f'incompatible QoS with a publisher of {self.source}: {qos}'
+            if level == Level.STALE:  # nothing arrives: STALE, and why it may be
+                message = f'{message}; {clash}'
+            elif level == Level.OK:
+                level, message = Level.WARN, f'{clash} ({message})'
         return StatusReport(name, level, message, values)
 
     def _level(self, now, thresholds, model_error, rate_out, e2e_p99, e2e_p50):
@@ -159,11 +195,19 @@ class SourceStats:
         if thresholds.latency_budget_ms > 0 and e2e_p99 > thresholds.latency_budget_ms:
             warnings.append(f'e2e p99 {e2e_p99:.1f} ms over budget '
                             f'{thresholds.latency_budget_ms:.1f} ms')
-        recent = self.recent_errors.count(now)
-        if recent > 0:
+        recent = self.recent_causes(now)
+        skewed = recent.pop(CLOCK_SKEW, 0)
+        if recent:
+            warnings.append(f'{sum(recent.values())} bad frame(s) in the last '
+                            f'{self._window_s:g} s ('
+                            + ', '.join(f'{cause}: {n}' for cause, n in recent.items()) + ')')
+        if skewed:
             with self._lock:
-                causes = ', '.join(sorted(self.conversion_errors))
-            warnings.append(f'{recent} bad frame(s) recently ({causes})')
+                ahead = self.clock_skew_s
+            warnings.append(f'{CLOCK_SKEW}: {skewed} frame(s) in the last {self._window_s:g} s '
+                            f'stamped too far from this clock (last {abs(ahead):.3f} s '
+                            f'{"ahead" if ahead > 0 else "behind"}); their latency is not '
+                            f'counted')
         if warnings:
             return Level.WARN, '; '.join(warnings)
         return Level.OK, f'{rate_out:.1f} Hz out, e2e p50 {e2e_p50:.1f} ms'
