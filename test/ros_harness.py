@@ -113,6 +113,18 @@ def set_parameter(listener, node_name, name, value):
         listener.node.destroy_client(client)
 
 
+def call(listener, srv_type, service, request):
+    """Call ``service`` from the listener's node and return its answer (asserting it came)."""
+    client = listener.node.create_client(srv_type, service)
+    try:
+        assert client.wait_for_service(timeout_sec=30), f'no {service}'
+        future = client.call_async(request)
+        assert listener.wait_for(future.done, timeout=30), f'{service} did not answer'
+        return future.result()
+    finally:
+        listener.node.destroy_client(client)
+
+
 def stamp_key(stamp):
     """(sec, nanosec) of a builtin_interfaces/Time or of its JSON form."""
     if isinstance(stamp, dict):
@@ -132,9 +144,9 @@ def published_frame_ids(listener, image_topic, up_to):
     return {stamp_key(m.header.stamp): m.header.frame_id for m in listener.received(image_topic)}
 
 
-__all__ = ['published_frame_ids', 'stamp_key', 'Listener', 'RosProcess', 'child_environment',
-           'loopback_environment', 'ros_value', 'INFER_EXECUTABLES', 'LifecycleClient',
-           'set_parameter', 'start_infer', 'cameras_into_infer_node']
+__all__ = ['call', 'published_frame_ids', 'stamp_key', 'Listener', 'RosProcess',
+           'child_environment', 'loopback_environment', 'ros_value', 'INFER_EXECUTABLES',
+           'LifecycleClient', 'set_parameter', 'start_infer', 'cameras_into_infer_node']
 
 
 def newest_status(listener, name_part):

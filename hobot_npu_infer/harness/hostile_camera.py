@@ -23,6 +23,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
 FUTURE_S = 3600.0  # how far ahead the future-stamped frames are
+READY = 'publishing'  # what the process prints once its frames are built and going out
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class HostileProcess:
             [sys.executable, '-m', __name__, *streams],
             env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
+        # its frames take seconds to build: the flood starts when it says so
+        self.started = self.proc.stdout.readline().strip() == READY
 
     def stop(self) -> Tuple[int, str]:
         """Interrupt it; return its exit code and what it printed (frames per kind)."""
@@ -162,6 +165,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('hostile_camera')
     camera = HostileCamera(node, topics, lambda: node.get_clock().now().nanoseconds).start()
+    print(READY, flush=True)
     STOP.wait()
     camera.stop()
     print(' '.join(f'{kind}={n}' for kind, n in camera.published.items()), flush=True)

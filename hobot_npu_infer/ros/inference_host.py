@@ -41,6 +41,7 @@ from hobot_npu_infer.core.pipeline.contract import Pipeline
 from hobot_npu_infer.core.pipeline.crop_stage import CropConfig
 from hobot_npu_infer.core.pipeline.detection_pipeline import DetectionPipeline, PipelineConfig
 from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
+from hobot_npu_infer.core.streaming.reload_backoff import ReloadBackoff
 from hobot_npu_infer.core.streaming.stream_runner import FrameResult, StreamRunner
 from hobot_npu_infer.core.telemetry.health_reports import (
     CLOCK_SKEW,
@@ -80,6 +81,9 @@ except ImportError:  # Humble
 
 THRESHOLD_PARAMETERS = ('expected_rate_hz', 'latency_budget_ms', 'stale_timeout_s')
 RELOAD_JOIN_S = 60.0  # stop waits this long at most for a model loading on change
+# An input whose frames are all over the limits is not listened to for a while: after this many
+# in a row, for this long, doubling up to the most while it goes on.
+PAUSE_AFTER_REFUSALS, PAUSE_FIRST_S, PAUSE_MAX_S = 2, 5.0, 60.0
 LIMIT_PARAMETERS = {'max_input_pixels': 'max_pixels',
                     'max_compressed_bytes': 'max_compressed_bytes'}
 
@@ -150,7 +154,9 @@ class InferenceHost:
         self.diagnostics_pub = None
         self.batcher: Optional[FrameBatcher] = None
         self.runner: Optional[StreamRunner] = None
-        self._image_subscriptions: list = []
+        self._image_subscriptions: list = []  # per input; None while paused
+        self._receive_group = None
+        self._refusals: List[ReloadBackoff] = []  # per input: its frames refused in a row
         self._diagnostics_timer = None
         self.limits = InputLimits(0, 0)  # set from the parameters at load, and on change
         self._stamp_window_ns = (0, 0)  # a stamp off now by more (ahead, behind) is skewed
@@ -359,14 +365,10 @@ class InferenceHost:
                                        on_skipped=self._on_skipped if self.heads and
                                        self.tracking is not None else None)
             self.runner.start()
-            receive_group = ReentrantCallbackGroup()
-            for i, ((topic, msg_type), qos) in enumerate(zip(s.topics, s.qos)):
-                read = READERS[msg_type]  # serialized bytes in: no deserialisation copy
-                self._image_subscriptions.append(self.node.create_subscription(
-                    msg_type, topic, lambda raw, s=i, read=read: self._on_image(raw, s, read),
-                    qos, callback_group=receive_group, raw=True,
-                    event_callbacks=SubscriptionEventCallbacks(
-                        incompatible_qos=lambda info, s=i: self._on_incompatible_qos(info, s))))
+            self._receive_group = ReentrantCallbackGroup()
+            self._refusals = [ReloadBackoff(PAUSE_AFTER_REFUSALS, PAUSE_FIRST_S, PAUSE_MAX_S)
+                              for _ in s.topics]
+            self._image_subscriptions = [self._subscribe(i) for i in range(len(s.topics))]
             self.results.publish_class_names(self._header(), self.pipeline.class_names)
             self._diagnostics_timer = self.node.create_timer(
                 s.diagnostics_period_s, self._publish_diagnostics,
@@ -378,7 +380,8 @@ class InferenceHost:
         with self._lock:
             self._stop_model_watch()
             for subscription in self._image_subscriptions:
-                self.node.destroy_subscription(subscription)
+                if subscription is not None:  # None: paused
+                    self.node.destroy_subscription(subscription)
             self._image_subscriptions = []
             if self._diagnostics_timer is not None:
                 self.node.destroy_timer(self._diagnostics_timer)
@@ -406,6 +409,50 @@ class InferenceHost:
     def _header(self) -> Header:
         return Header(stamp=self.node.get_clock().now().to_msg(), frame_id='')
 
+    def _subscribe(self, index: int):
+        """Subscribe to input ``index``, taking its messages serialized."""
+        topic, msg_type = self.settings.topics[index]
+        read = READERS[msg_type]  # serialized bytes in: no deserialisation copy
+        return self.node.create_subscription(
+            msg_type, topic, lambda raw: self._on_image(raw, index, read),
+            self.settings.qos[index], callback_group=self._receive_group, raw=True,
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=lambda info: self._on_incompatible_qos(info, index)))
+
+    def _refused(self, index: int, error: ImageConversionError) -> None:
+        """
+        Count a frame over the limits; pause an input that sends nothing else.
+
+        Even refused, a message costs its transport and one copy; after a few in a row the
+        subscription goes for a while (5 s, doubling up to 60 s while it goes on), so DDS
+        sends this node nothing of that input and the others keep their share.
+        """
+        source = self.sources[index]
+        self._count_bad(source, error)
+        backoff = self._refusals[index]
+        if not backoff.record_failure():
+            return
+        with self._lock:
+            subscription = self._image_subscriptions[index] if index < len(
+                self._image_subscriptions) else None
+            if subscription is None:
+                return
+            self._image_subscriptions[index] = None
+            self.node.destroy_subscription(subscription)
+        seconds = backoff.retry_at - time.monotonic()
+        why = (f'not taking its frames for {seconds:.0f} s: {backoff.failures} in a row over '
+               f'the limits ({error})')
+        self.stats[source].on_paused(why)
+        self._log_once(source, 'paused', f'{source}: {why}')
+
+    def _resume_paused(self) -> None:
+        """Subscribe again to the paused inputs whose pause is over (the diagnostics timer)."""
+        now = time.monotonic()
+        for index, subscription in enumerate(self._image_subscriptions):
+            if subscription is None and now >= self._refusals[index].retry_at:
+                self._image_subscriptions[index] = self._subscribe(index)
+                self.stats[self.sources[index]].on_paused('')
+
     def _on_image(self, raw: bytes, index: int, read: Callable) -> None:
         """
         Store a frame for the runner, unless it would cost more than the limits allow.
@@ -423,7 +470,10 @@ class InferenceHost:
             msg = read(raw)
             check_limits(msg, self.limits)
         except ImageConversionError as exc:
-            self._count_bad(source, exc)
+            if exc.cause == 'too_large':
+                self._refused(index, exc)
+            else:
+                self._count_bad(source, exc)
             return
         except Exception as exc:  # noqa: BLE001 (rclpy's deserialisation of a broken message)
             self._count_bad(source, ImageConversionError(
@@ -439,6 +489,7 @@ class InferenceHost:
                            f's off the node clock (allowed: {self._stamp_window_ns[0] / 1e9:g} '
                            f's ahead, stats_window_s behind); its latency is not counted '
                            f'(clock_skew)')
+        self._refusals[index].record_success()
         if batcher.put(Frame(source, msg, time.monotonic(), msg.header, usable)):
             stats[source].on_dropped()
 
@@ -544,6 +595,7 @@ class InferenceHost:
         with self._lock:
             if self.pipeline is None or self.diagnostics_pub is None:
                 return
+            self._resume_paused()
             self.diagnostics_pub.publish(self.diagnostics())
 
     def diagnostics(self) -> DiagnosticArray:

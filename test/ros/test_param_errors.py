@@ -11,7 +11,7 @@ nothing undeclared is ever stored, and ``-p`` of an unknown name at start-up dec
 import pytest
 from rcl_interfaces.srv import GetParameters, ListParameters, SetParametersAtomically
 from rclpy.parameter import Parameter, parameter_value_to_python
-from ros_harness import LifecycleClient, Listener, RosProcess, set_parameter
+from ros_harness import call, LifecycleClient, Listener, RosProcess, set_parameter
 
 CAM = '/param_errors/image_raw'
 HEADS = {  # CenterFace split in two heads, as in test_multi_head_node.py
@@ -41,17 +41,6 @@ def system(tmp_path_factory):
         listener.close()
         codes = {name: p.stop() for name, p in processes.items()}
     assert codes == dict.fromkeys(processes, 0), {n: p.output() for n, p in processes.items()}
-
-
-def call(listener, srv_type, service, request):
-    client = listener.node.create_client(srv_type, service)
-    try:
-        assert client.wait_for_service(timeout_sec=30), f'no {service}'
-        future = client.call_async(request)
-        assert listener.wait_for(future.done, timeout=30), f'{service} did not answer'
-        return future.result()
-    finally:
-        listener.node.destroy_client(client)
 
 
 def get(listener, node_name, name):

@@ -15,7 +15,7 @@ import array
 import pytest
 from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters
 from rclpy.parameter import Parameter, parameter_value_to_python
-from ros_harness import LifecycleClient, Listener, RosProcess, set_parameter
+from ros_harness import call, LifecycleClient, Listener, RosProcess, set_parameter
 import yaml
 
 CAM = '/param_services/image_raw'
@@ -30,17 +30,6 @@ HEADS = {  # CenterFace split in two heads (test_multi_head_node.py), numbers ty
 }
 INFER, LIFECYCLE, CAMERA = 'param_infer', 'param_lifecycle', 'param_camera'
 RCLPY_PARAMETERS = {'use_sim_time', 'start_type_description_service'}  # rclpy declares these
-
-
-def call(listener, srv_type, service, request):
-    client = listener.node.create_client(srv_type, service)
-    try:
-        assert client.wait_for_service(timeout_sec=30), f'no {service}'
-        future = client.call_async(request)
-        assert listener.wait_for(future.done, timeout=30), f'{service} did not answer'
-        return future.result()
-    finally:
-        listener.node.destroy_client(client)
 
 
 def dump(listener, node_name):

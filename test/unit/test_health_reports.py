@@ -348,7 +348,7 @@ def test_report_values_hold_every_key_of_the_contract():
     report = stats.report('cam', THRESHOLDS)
     expected = {stage_key(stage, stat) for stage in STAGES for stat in SUMMARY_FIELDS}
     expected |= {'frames_in', 'frames_out', 'dropped_stale', 'conversion_errors',
-                 'clock_skew', 'input_rate_hz', 'output_rate_hz'}
+                 'clock_skew', 'input_paused', 'input_rate_hz', 'output_rate_hz'}
     assert set(report.values) == expected  # no per-cause key before the first error
     assert all(isinstance(v, str) for v in report.values.values())
     assert report.values['e2e.count'] == '0'

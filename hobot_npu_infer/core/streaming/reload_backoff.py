@@ -1,5 +1,5 @@
 """
-When to reload a failing model.
+When to act on repeated failures: reload a failing model, pause an input sending only refusals.
 
 After a few failures in a row, then again with a doubling delay while it keeps failing, so a
 broken backend is retried without being hammered.
@@ -32,6 +32,12 @@ class ReloadBackoff:
             self._not_before = now + self.delay_s
             self.delay_s = min(self.delay_s * 2, self.max_delay_s)
             return True
+
+    @property
+    def retry_at(self) -> float:
+        """When the back-off allows the next attempt (the clock's time)."""
+        with self._lock:
+            return self._not_before
 
     def record_success(self) -> None:
         with self._lock:

@@ -91,6 +91,7 @@ class SourceStats:
         self.clock_skew = 0  # frames whose stamp was too far from the receive clock
         self.clock_skew_s = 0.0  # the last one's stamp minus the clock (ahead: positive)
         self.qos_incompatible = ''  # the policy a publisher's QoS last clashed on
+        self.paused = ''  # why the node is not taking this input's frames now ('' when it is)
         self.qos_incompatible_count = 0
 
     def on_received(self) -> None:
@@ -135,6 +136,11 @@ class SourceStats:
             self.qos_incompatible = policy
             self.qos_incompatible_count = total
 
+    def on_paused(self, why: str) -> None:
+        """Record that the node stopped taking this input's frames, for ``why`` ('': resumed)."""
+        with self._lock:
+            self.paused = why
+
     def clear_qos_incompatible(self) -> None:
         """No incompatible publisher remains (the graph says so): stop reporting one."""
         with self._lock:
@@ -160,7 +166,8 @@ class SourceStats:
                            for cause, n in sorted(self.conversion_errors.items())})
             if self.clock_skew:
                 values['clock_skew.last_ahead_s'] = f'{self.clock_skew_s:.3f}'
-            qos = self.qos_incompatible
+            qos, paused = self.qos_incompatible, self.paused
+            values['input_paused'] = str(bool(paused)).lower()
             if qos:
                 values['qos_incompatible_policy'] = qos
                 values['qos_incompatible_count'] = str(self.qos_incompatible_count)
@@ -172,6 +179,9 @@ class SourceStats:
             values.update(summary_values(stage, summary))
         level, message = self._level(now, thresholds, model_error, rate_out, summaries['e2e'].p99,
                                      summaries['e2e'].p50)
+        if paused:  # not listening: STALE stays STALE, and says why
+            message = f'{message}; {paused}'
+            level = Level.WARN if level == Level.OK else level
         if qos:  # silent no-output has a cause worth naming: a publisher we cannot match
             clash = f'incompatible QoS with a publisher of {self.source}: {qos}'
             if level == Level.STALE:  # nothing arrives: STALE, and why it may be
