@@ -25,7 +25,7 @@ HEALTHY = '/hostile/healthy/image_raw'
 RAW, JPEG, SKEW = '/hostile/raw/image_raw', '/hostile/jpeg/image_raw', '/hostile/skew/image_raw'
 RAW_2 = '/hostile/raw_2/image_raw'
 RATE_HZ = 10.0
-PHASE_S = 12.0
+PHASE_S = 20.0
 WINDOW_S = 4.0  # the node's statistics window
 RSS_BOUND_MB = 1024  # the node's resident memory stays under this with 100 MB frames arriving
 
@@ -101,13 +101,6 @@ def test_a_flood_of_oversized_frames_leaves_the_healthy_camera_its_rate_and_age(
         jpeg_values = newest_values(listener, f'input {JPEG}')
     unloaded_rate, unloaded_age = healthy_output(listener, t0, t1)
     loaded_rate, loaded_age = healthy_output(listener, t2, t3)
-    slow = []
-    for arrived, msg in listener.received_with_times(f'{HEALTHY}/detections'):
-        stamp = json.loads(msg.data)['header']['stamp']
-        age = (arrived - stamp['sec'] - stamp['nanosec'] * 1e-9) * 1e3
-        if t2 <= arrived < t3 and age > 80:
-            slow.append((round(arrived - t2, 2), round(age)))
-    print('DEBUG slow', slow)
     camera_rate = len([a for a, _ in listener.received_with_times(HEALTHY)
                        if t2 <= a < t3]) / (t3 - t2)
     print(f'camera {camera_rate:.2f} Hz; unloaded {unloaded_rate:.2f} Hz, age p99 '
@@ -123,8 +116,8 @@ def test_a_flood_of_oversized_frames_leaves_the_healthy_camera_its_rate_and_age(
     log = node.output()
     assert log.count(f'{RAW}: bad frame dropped: 7680x4320 image') == 1, log
     assert 'refused before decoding' in log
-    # three refusals in a row: the node stops listening to the input for a while
-    assert f'{RAW}: not taking its frames for 5 s: 2 in a row over the limits' in log, log
+    # a frame over the limits: the node stops listening to the input for a while
+    assert f'{RAW}: not taking its frames for 10 s after 1 in a row over the limits' in log, log
 
 
 def test_skewed_stamps_are_their_own_cause_and_stay_out_of_the_latency(hostile_system):
@@ -157,12 +150,12 @@ def test_the_warning_ends_with_the_window_and_stale_wins_once_the_flood_stops(ho
     """
     listener, node = hostile_system
     with hostile_camera(**{'8k_raw': RAW_2}):
-        def refused():
-            return int(newest_values(listener, f'input {RAW_2}').get(
-                'conversion_errors.too_large', 0)) >= 3
-        assert listener.wait_for(refused, timeout=30), newest_status(listener, f'input {RAW_2}')
-        status = newest_status(listener, f'input {RAW_2}')
-        assert 'not taking its frames' in status.message, status.message
+        def paused():
+            status = newest_status(listener, f'input {RAW_2}')
+            return status is not None and 'not taking its frames' in status.message
+        assert listener.wait_for(paused, timeout=30), newest_status(listener, f'input {RAW_2}')
+        values = newest_values(listener, f'input {RAW_2}')
+        assert values['input_paused'] == 'true' and values['conversion_errors.too_large'] == '1'
 
     def stale_and_clean():
         status = newest_status(listener, f'input {RAW_2}')
@@ -171,6 +164,6 @@ def test_the_warning_ends_with_the_window_and_stale_wins_once_the_flood_stops(ho
     assert listener.wait_for(stale_and_clean, timeout=60), \
         newest_status(listener, f'input {RAW_2}')
     values = newest_values(listener, f'input {RAW_2}')
-    assert int(values['conversion_errors.too_large']) >= 3  # the totals are kept
+    assert int(values['conversion_errors.too_large']) >= 1  # the totals are kept
     assert values['input_paused'] == 'false'  # listening again
     assert level_of(newest_status(listener, f'input {HEALTHY}')) == 0
