@@ -20,7 +20,7 @@ import time
 from typing import Dict, List, Optional
 
 from hobot_npu_infer.core.errors import ConfigError, InferError
-from hobot_npu_infer.core.telemetry.rolling_stats import process_rss_mb, summarize
+from hobot_npu_infer.core.telemetry.rolling_stats import process_cpu_s, process_rss_mb, summarize
 from hobot_npu_infer.ros.diagnostics import snapshot_of
 from hobot_npu_infer.tools.cli import command_parser, console_script, write_json
 
@@ -111,6 +111,9 @@ def soak(args) -> Dict[str, object]:
                                       'jpeg_bomb': HOSTILE_JPEG})
         end = time.time() + args.minutes * 60
         seen = time.time()
+        cpu = {'node': process_cpu_s(node.proc.pid)}
+        if hostile is not None:
+            cpu['hostile'] = process_cpu_s(hostile.proc.pid)
         while time.time() < end:
             time.sleep(min(args.interval, max(0.0, end - time.time())))
             now = time.time()
@@ -119,6 +122,13 @@ def soak(args) -> Dict[str, object]:
                               'rss_mb': round(process_rss_mb(node.proc.pid), 1),
                               **measure(seen, now),
                               'dropped_stale': dropped(diagnostics, topics)})
+            for name, pid in (('node', node.proc.pid),
+                              ('hostile', hostile.proc.pid if hostile else None)):
+                if pid is not None:  # cores used over the interval
+                    used = process_cpu_s(pid)
+                    intervals[-1][f'{name}_cpu_pct'] = round((used - cpu[name]) / (now - seen)
+                                                             * 100, 1)
+                    cpu[name] = used
             if args.hostile:
                 intervals[-1]['refused'] = refused(diagnostics, [HOSTILE_RAW, HOSTILE_JPEG])
             print(' | '.join(str(v) for v in intervals[-1].values()), flush=True)
@@ -162,8 +172,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.sources < 1 or args.overload <= 0 or args.interval <= 0:
         raise ConfigError('--minutes, --sources, --overload and --interval must be positive')
-    print('t_s | rss_mb | outputs_per_s | age_ms_p50 | age_ms_p99 | dropped_stale'
-          + (' | refused' if args.hostile else ''), flush=True)
+    print('t_s | rss_mb | outputs_per_s | age_ms_p50 | age_ms_p99 | dropped_stale | node_cpu_pct'
+          + (' | hostile_cpu_pct | refused' if args.hostile else ''), flush=True)
     result = soak(args)
     print(f'RSS {result["rss_mb_start"]} -> {result["rss_mb_end"]} MB '
           f'({result["rss_growth_pct"]:+} %), output age p99 at most '

@@ -5,7 +5,7 @@ Start-up errors print one line and exit 2: a bad parameter (``error: ...``), and
 keeps ROS from starting or the node from being made, named after the executable
 (:func:`start_ros`, :func:`node_problem`): bad ROS arguments, a log directory that cannot be
 written, an RMW implementation that is not installed (checked before rclpy loads, see
-``param_specs.require_rmw``). SIGINT and SIGTERM end spinning (stop_signals, not rclpy's
+``rmw_check.require_rmw``). SIGINT and SIGTERM end spinning (stop_signals, not rclpy's
 handlers); the executor is shut down and the node destroyed before rclpy, so no thread is left
 spinning at exit (which would abort the process).
 
@@ -29,7 +29,8 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from hobot_npu_infer.core.errors import InferError, one_line
-from hobot_npu_infer.ros.param_specs import InvalidParameter, ParamSpec, program_name
+from hobot_npu_infer.ros.param_specs import InvalidParameter, ParamSpec
+from hobot_npu_infer.ros.rmw_check import program_name
 from hobot_npu_infer.ros.stop_signals import catch_stop_signals, restore_signals, STOP
 import rclpy
 from rclpy.exceptions import NameValidationException, ParameterException

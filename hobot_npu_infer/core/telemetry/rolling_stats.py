@@ -2,6 +2,7 @@
 
 from collections import deque
 from dataclasses import asdict, dataclass
+import os
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, Iterable, Optional, Tuple
@@ -115,3 +116,10 @@ def process_rss_mb(pid='self') -> float:
     """Resident memory of a process (this one by default), from /proc, in MB."""
     with open(f'/proc/{pid}/status') as f:
         return next(int(line.split()[1]) for line in f if line.startswith('VmRSS:')) / 1024.0
+
+
+def process_cpu_s(pid='self') -> float:
+    """Return the CPU time (user and system) a process has used so far, from /proc, in s."""
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()  # after the name (may hold spaces)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
