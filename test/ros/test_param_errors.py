@@ -22,6 +22,7 @@ HEADS = {  # CenterFace split in two heads, as in test_multi_head_node.py
 PLAIN = {'inputs': [CAM], 'input_size': '320x256', 'detections_format': 'json',
          'unknown_at_start_up': 1}  # -p of a name the node does not have
 MULTI, SINGLE, MANAGED = 'param_errors_heads', 'param_errors_plain', 'param_errors_managed'
+CAMERA = 'param_errors_camera'
 
 
 @pytest.fixture(scope='module')
@@ -36,6 +37,8 @@ def system(tmp_path_factory):
                                        log_path=str(logs / 'plain.log'))
         processes[MANAGED] = RosProcess('infer_lifecycle_node', HEADS, node_name=MANAGED,
                                         log_path=str(logs / 'managed.log'))
+        processes[CAMERA] = RosProcess('image_source', {'topics': [CAM], 'rate_hz': 2.0},
+                                       node_name=CAMERA, log_path=str(logs / 'camera.log'))
         yield listener, processes
     finally:
         listener.close()
@@ -130,3 +133,10 @@ def test_the_managed_node_declares_a_heads_parameters_when_configured(system):
         client.close()
     assert set_parameter(listener, MANAGED, 'heads.faces.rate_hz', 5.0).successful
     assert get(listener, MANAGED, 'heads.faces.rate_hz') == (Parameter.Type.DOUBLE, 5.0)
+
+
+def test_the_camera_node_names_an_unknown_name_too(system):
+    listener, _ = system
+    assert refused(listener, CAMERA, 'rate_hzz', 5.0) == (
+        f'rate_hzz: no such parameter of {CAMERA}; did you mean rate_hz?')
+    assert 'rate_hzz' not in names(listener, CAMERA)
