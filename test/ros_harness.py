@@ -125,6 +125,12 @@ def call(listener, srv_type, service, request):
         listener.node.destroy_client(client)
 
 
+def stop_all(processes):
+    """Stop each process (name -> RosProcess) and assert that all exited cleanly."""
+    codes = {name: p.stop() for name, p in processes.items()}
+    assert codes == dict.fromkeys(processes, 0), {n: p.output() for n, p in processes.items()}
+
+
 def stamp_key(stamp):
     """(sec, nanosec) of a builtin_interfaces/Time or of its JSON form."""
     if isinstance(stamp, dict):
@@ -144,7 +150,7 @@ def published_frame_ids(listener, image_topic, up_to):
     return {stamp_key(m.header.stamp): m.header.frame_id for m in listener.received(image_topic)}
 
 
-__all__ = ['call', 'published_frame_ids', 'stamp_key', 'Listener', 'RosProcess',
+__all__ = ['call', 'stop_all', 'published_frame_ids', 'stamp_key', 'Listener', 'RosProcess',
            'child_environment', 'loopback_environment', 'ros_value', 'INFER_EXECUTABLES',
            'LifecycleClient', 'set_parameter', 'start_infer', 'cameras_into_infer_node']
 

@@ -59,17 +59,17 @@ class _Reader:
     def _align(self, size: int) -> None:
         self.pos += -(self.pos - 4) % size
 
-    def uint32(self) -> int:
+    def _word(self, code: str) -> int:
         self._align(4)
-        value = struct.unpack_from(self.order + 'I', self.view, self.pos)[0]
+        value = struct.unpack_from(self.order + code, self.view, self.pos)[0]
         self.pos += 4
         return value
 
+    def uint32(self) -> int:
+        return self._word('I')
+
     def int32(self) -> int:
-        self._align(4)
-        value = struct.unpack_from(self.order + 'i', self.view, self.pos)[0]
-        self.pos += 4
-        return value
+        return self._word('i')
 
     def uint8(self) -> int:
         value = self.view[self.pos]

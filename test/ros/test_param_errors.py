@@ -11,7 +11,9 @@ nothing undeclared is ever stored, and ``-p`` of an unknown name at start-up dec
 import pytest
 from rcl_interfaces.srv import GetParameters, ListParameters, SetParametersAtomically
 from rclpy.parameter import Parameter, parameter_value_to_python
-from ros_harness import call, LifecycleClient, Listener, RosProcess, set_parameter
+from ros_harness import (
+    call, LifecycleClient, Listener, RosProcess, set_parameter, stop_all,
+)
 
 CAM = '/param_errors/image_raw'
 HEADS = {  # CenterFace split in two heads, as in test_multi_head_node.py
@@ -42,8 +44,7 @@ def system(tmp_path_factory):
         yield listener, processes
     finally:
         listener.close()
-        codes = {name: p.stop() for name, p in processes.items()}
-    assert codes == dict.fromkeys(processes, 0), {n: p.output() for n, p in processes.items()}
+        stop_all(processes)
 
 
 def get(listener, node_name, name):

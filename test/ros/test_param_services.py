@@ -15,7 +15,9 @@ import array
 import pytest
 from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters
 from rclpy.parameter import Parameter, parameter_value_to_python
-from ros_harness import call, LifecycleClient, Listener, RosProcess, set_parameter
+from ros_harness import (
+    call, LifecycleClient, Listener, RosProcess, set_parameter, stop_all,
+)
 import yaml
 
 CAM = '/param_services/image_raw'
@@ -97,8 +99,7 @@ def system(tmp_path_factory):
         yield listener, processes
     finally:
         listener.close()
-        codes = {name: p.stop() for name, p in processes.items()}
-    assert codes == dict.fromkeys(processes, 0), {n: p.output() for n, p in processes.items()}
+        stop_all(processes)
 
 
 def configure(listener, processes):
