@@ -23,11 +23,12 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 190 + 10 )))
 # The rknn backend builds and simulates models in rknn-toolkit2's own environment.
 export HOBOT_NPU_INFER_RKNN_PYTHON ?= $(CURDIR)/$(RKNN_VENV)/bin/python
-# The parity tests run Ultralytics in its own environment, on the fetched models and photos.
+# The parity tests run Ultralytics in its own environment, on the fetched models and photos;
+# peer_bench runs its Ultralytics peer node with the same Python.
 export HOBOT_NPU_INFER_ULTRALYTICS_PYTHON ?= $(CURDIR)/$(ULTRALYTICS_VENV)/bin/python
 export HOBOT_NPU_INFER_MODELS ?= $(CURDIR)/$(MODELS)
 
-.PHONY: venv rknn-sim ultralytics models demo test bench bench-tasks bench-tracking clean
+.PHONY: venv rknn-sim ultralytics models demo test bench bench-tasks bench-tracking bench-peer clean
 
 venv: $(STAMP)
 
@@ -55,7 +56,8 @@ $(RKNN_STAMP): requirements-rknn.txt
 	$(RKNN_VENV)/bin/python -m pip install --quiet --no-deps rknn-toolkit2==2.5.0
 	touch $(RKNN_STAMP)
 
-# Ultralytics 8.4.190 and torch 2.14.1 (its CUDA build, run on the CPU), every package pinned.
+# Ultralytics 8.4.190 and torch 2.14.1 (its CUDA build, run on the CPU), every package pinned;
+# with rclpy and the message packages of requirements.txt for the peer of bench-peer.
 $(ULTRALYTICS_STAMP): requirements-ultralytics.txt
 	test -x $(ULTRALYTICS_VENV)/bin/python || $(PYTHON) -m venv $(ULTRALYTICS_VENV)
 	$(ULTRALYTICS_VENV)/bin/python -m pip install --quiet -r requirements-ultralytics.txt
@@ -102,6 +104,12 @@ bench-tracking: $(STAMP) $(MODELS_STAMP)
 	mkdir -p out
 	$(PY) -m hobot_npu_infer.bench.tracking_bench --json out/bench-tracking.json
 	$(PY) -m hobot_npu_infer.bench.tracking_bench --agnostic --json out/bench-tracking-agnostic.json
+
+# infer_node against the Ultralytics peer (Ultralytics' predictor in an rclpy callback, one node
+# per camera), 1 and 4 cameras of 640x480, the real fall detector (docs/benchmarks.md).
+bench-peer: $(STAMP) $(ULTRALYTICS_STAMP) $(MODELS_STAMP)
+	mkdir -p out
+	$(PY) -m hobot_npu_infer.bench.peer_bench --json out/bench-peer.json
 
 clean:
 	rm -rf $(VENV) $(RKNN_VENV) $(ULTRALYTICS_VENV) $(MODELS) build install log .pytest_cache

@@ -43,6 +43,7 @@ setup(
             'batch_bench = hobot_npu_infer.bench.batch_bench:cli',
             'head_bench = hobot_npu_infer.bench.head_bench:cli',
             'soak_bench = hobot_npu_infer.bench.soak_bench:cli',
+            'peer_bench = hobot_npu_infer.bench.peer_bench:cli',
             'tracking_bench = hobot_npu_infer.bench.tracking_bench:cli',
         ],
     },

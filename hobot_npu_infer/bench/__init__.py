@@ -1,1 +1,1 @@
-"""The benchmarks: batch sizes, node against raw backend, heads at their rates, overload soak."""
+"""The benchmarks: batch sizes, node against raw, heads, overload soak, Ultralytics peer."""

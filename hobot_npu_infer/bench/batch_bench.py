@@ -46,7 +46,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = command_parser('hobot_npu_infer.bench.batch_bench', __doc__)
     add_model_arguments(parser)
     parser.add_argument('--batch', default='1,2,4,8',
-                        help='comma-separated batch sizes (a fixed-batch model: its own only)')
+                        help='comma-separated batch sizes (a model compiled to a fixed batch: its '
+                        'own only; a batch-1 ONNX export is made batchable where it can be)')
     parser.add_argument('--input-size', default='640x480', metavar='WxH[,WxH...]',
                         help='one input size or a comma-separated sweep')
     parser.add_argument('--runtimes', default='1',
@@ -71,6 +72,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--sources', type=int, default=1,
                         help='--node: cameras into one node (>1: batched against unbatched)')
     parser.add_argument('--rate', type=float, default=5.0, help='--node --sources: camera Hz')
+    parser.add_argument('--camera-size', default='640x480,1280x720', metavar='WxH[,WxH...]',
+                        help="--node: the camera's frame sizes, each measured in turn")
     return parser.parse_args(argv)
 
 
@@ -262,7 +265,8 @@ def batch_table(args) -> List[Dict[str, object]]:
     for model, size in itertools.product(models, parse_sizes(args.input_size)):
         args.model = model
         pipeline = DetectionPipeline.from_config(
-            pipeline_config(args, size, num_runtimes=max(runtime_counts)))
+            pipeline_config(args, size, num_runtimes=max(runtime_counts),
+                            max_batch=max(batches)))  # a batch-1 ONNX export made batchable
         fixed = pipeline.model.batch.fixed_size
         sizes = [fixed] if fixed else batches
         for batch, runtimes in itertools.product(sizes, runtime_counts):
@@ -287,6 +291,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             node_benchmark,
         )
         args.input_size = parse_sizes(args.input_size)[0]
+        args.camera_sizes = [f'{w}x{h}' for w, h in parse_sizes(args.camera_size)]
         if args.sources > 1:
             result = multi_source_benchmark(args)
         else:

@@ -64,11 +64,12 @@ from hobot_npu_infer.ros.image_conversion import (
     InputLimits,
 )
 from hobot_npu_infer.ros.infer_parameters import head_field, InferParameters, RATE_FIELDS
+from hobot_npu_infer.ros.input_reader import InputReader, TakenByReaders
 from hobot_npu_infer.ros.param_specs import Changes, guard_changes, InvalidParameter
 from hobot_npu_infer.ros.qos import image_qos, per_input
 from hobot_npu_infer.ros.result_publishers import ResultPublishers
-from hobot_npu_infer.ros.serialized_images import CompressedImageView, READERS
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from hobot_npu_infer.ros.serialized_images import Buffer, CompressedImageView, READERS
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_check_compatible, QoSCompatibility, QoSPolicyKind, QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
@@ -154,8 +155,9 @@ class InferenceHost:
         self.diagnostics_pub = None
         self.batcher: Optional[FrameBatcher] = None
         self.runner: Optional[StreamRunner] = None
-        self._image_subscriptions: list = []  # per input; None while paused
-        self._receive_group = None
+        self._readers: List[Optional[InputReader]] = []  # per input; None while paused
+        self._readers_lock = threading.Lock()  # never held while a reader is joined
+        self._receive_group = TakenByReaders()
         self._refusals: List[ReloadBackoff] = []  # per input: its frames refused in a row
         self._diagnostics_timer = None
         self.limits = InputLimits(0, 0)  # set from the parameters at load, and on change
@@ -281,7 +283,8 @@ class InferenceHost:
             input_size=parse_size(p['input_size']) if p['input_size'] else None,
             score_threshold=p['score_threshold'] or None, cache_dir=p['cache_dir'] or None,
             preprocess=self.parameters.preprocess(p),
-            num_runtimes=p['num_runtimes'], crop=CropConfig(
+            num_runtimes=p['num_runtimes'], max_batch=p['max_batch_size'] or len(sources),
+            crop=CropConfig(
                 model=p['crop_model'], output=p['crop_output'], margin=p['crop_margin'],
                 class_names=p['crop_class_names'], max_batch=p['crop_max_batch'],
                 preprocess={'resize': 'stretch', 'scale': p['crop_scale'],
@@ -365,10 +368,9 @@ class InferenceHost:
                                        on_skipped=self._on_skipped if self.heads and
                                        self.tracking is not None else None)
             self.runner.start()
-            self._receive_group = ReentrantCallbackGroup()
             self._refusals = [ReloadBackoff(PAUSE_AFTER_REFUSALS, PAUSE_FIRST_S, PAUSE_MAX_S)
                               for _ in s.topics]
-            self._image_subscriptions = [self._subscribe(i) for i in range(len(s.topics))]
+            self._readers = [self._subscribe(i) for i in range(len(s.topics))]
             self.results.publish_class_names(self._header(), self.pipeline.class_names)
             self._diagnostics_timer = self.node.create_timer(
                 s.diagnostics_period_s, self._publish_diagnostics,
@@ -379,10 +381,11 @@ class InferenceHost:
         """No more frames in: subscriptions, timer and runner threads end; the model stays."""
         with self._lock:
             self._stop_model_watch()
-            for subscription in self._image_subscriptions:
-                if subscription is not None:  # None: paused
-                    self.node.destroy_subscription(subscription)
-            self._image_subscriptions = []
+            with self._readers_lock:
+                readers, self._readers = self._readers, []
+            for reader in readers:
+                if reader is not None:  # None: paused
+                    reader.close()
             if self._diagnostics_timer is not None:
                 self.node.destroy_timer(self._diagnostics_timer)
                 self._diagnostics_timer = None
@@ -409,13 +412,13 @@ class InferenceHost:
     def _header(self) -> Header:
         return Header(stamp=self.node.get_clock().now().to_msg(), frame_id='')
 
-    def _subscribe(self, index: int):
-        """Subscribe to input ``index``, taking its messages serialized."""
+    def _subscribe(self, index: int) -> InputReader:
+        """Subscribe to input ``index``, its messages taken serialized on a thread of its own."""
         topic, msg_type = self.settings.topics[index]
         read = READERS[msg_type]  # serialized bytes in: no deserialisation copy
-        return self.node.create_subscription(
-            msg_type, topic, lambda raw: self._on_image(raw, index, read),
-            self.settings.qos[index], callback_group=self._receive_group, raw=True,
+        return InputReader(
+            self.node, msg_type, topic, self.settings.qos[index], self._receive_group,
+            lambda raw: self._on_image(raw, index, read),
             event_callbacks=SubscriptionEventCallbacks(
                 incompatible_qos=lambda info: self._on_incompatible_qos(info, index)))
 
@@ -423,23 +426,23 @@ class InferenceHost:
         """
         Count a frame over the limits; pause an input that sends nothing else.
 
-        Even refused, a message costs its transport and one copy, the GIL held: 0.1 s for
-        an 8K frame. A camera's resolution is its configuration, so the first such frame
-        drops the subscription for a while (10 s, doubling up to 60 s while it goes on): DDS
-        sends this node nothing of that input, and the others keep their share.
+        Even refused, a message costs its transport and one copy (0.1 s of a core for an 8K
+        frame, on its input's reader thread). A camera's resolution is its configuration, so
+        the first such frame drops the subscription for a while (10 s, doubling up to 60 s
+        while it goes on): DDS sends this node nothing of that input, and the others keep the
+        machine's share.
         """
         source = self.sources[index]
         self._count_bad(source, error)
         backoff = self._refusals[index]
         if not backoff.record_failure():
             return
-        with self._lock:
-            subscription = self._image_subscriptions[index] if index < len(
-                self._image_subscriptions) else None
-            if subscription is None:
+        with self._readers_lock:
+            reader = self._readers[index] if index < len(self._readers) else None
+            if reader is None:
                 return
-            self._image_subscriptions[index] = None
-            self.node.destroy_subscription(subscription)
+            self._readers[index] = None
+        reader.close()  # called on the reader's own thread: it ends after this message
         seconds = backoff.retry_at - time.monotonic()
         why = (f'not taking its frames for {seconds:.0f} s after {backoff.failures} in a row '
                f'over the limits: {error}')
@@ -449,18 +452,20 @@ class InferenceHost:
     def _resume_paused(self) -> None:
         """Subscribe again to the paused inputs whose pause is over (the diagnostics timer)."""
         now = time.monotonic()
-        for index, subscription in enumerate(self._image_subscriptions):
-            if subscription is None and now >= self._refusals[index].retry_at:
-                self._image_subscriptions[index] = self._subscribe(index)
-                self.stats[self.sources[index]].on_paused('')
+        with self._readers_lock:
+            for index, reader in enumerate(self._readers):
+                if reader is None and now >= self._refusals[index].retry_at:
+                    self._readers[index] = self._subscribe(index)
+                    self.stats[self.sources[index]].on_paused('')
 
-    def _on_image(self, raw: bytes, index: int, read: Callable) -> None:
+    def _on_image(self, raw: Buffer, index: int, read: Callable) -> None:
         """
         Store a frame for the runner, unless it would cost more than the limits allow.
 
-        The message arrives serialized and is read in place (its pixels a view of ``raw``);
-        the limits are judged from its (or its JPEG/PNG's) header, so an oversized frame is
-        dropped here having cost one copy, and never holds up the other inputs.
+        Called on the input's reader thread. The message arrives serialized and is read in
+        place (its pixels a view of ``raw``); the limits are judged from its (or its
+        JPEG/PNG's) header, so an oversized frame is dropped here having cost one copy, and
+        never holds up the other inputs.
         """
         batcher, sources, stats = self.batcher, self.sources, self.stats
         if batcher is None or index >= len(sources):  # stopped while this message was taken
@@ -536,11 +541,15 @@ class InferenceHost:
     def _deliver(self, result: FrameResult) -> None:
         if not self.node.context.ok():  # shutting down: nothing can be published any more
             return
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.thread_time()
         self._sizes[result.frame.source] = result.image_size
         if self.tracking is not None:
             self._track(result)
+            tracked = time.thread_time()
+            self.model_stats.on_cpu('track', (tracked - cpu) * 1e3)
+            cpu = tracked
         self.results.publish(result)
+        self.model_stats.on_cpu('publish', (time.thread_time() - cpu) * 1e3)
         result.stage_ms['publish'] = (time.monotonic() - start) * 1e3
         if result.frame.stamp_usable:  # a skewed stamp would make the latency nonsense
             stamp = result.frame.meta.stamp

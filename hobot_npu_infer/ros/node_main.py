@@ -19,6 +19,7 @@ alive once everything is shut down are written to that file as JSON (for the shu
 """
 
 import ast
+import ctypes
 import json
 import os
 import re
@@ -45,6 +46,29 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """
+    Keep glibc to two malloc arenas, as ``MALLOC_ARENA_MAX=2`` would (unless that is set).
+
+    Each thread that allocates under contention gets an arena of its own (up to 8 per core),
+    and frames taken on the input readers' threads and freed on the others' leave each arena
+    fragmented: measured over the hostile soak, resident memory grew 10.8 % in 10 minutes
+    with the default arenas and 0.7 % in 3 minutes with two, at a higher output rate.
+    Elsewhere than glibc nothing happens.
+    """
+    if 'MALLOC_ARENA_MAX' in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
              threads: int = 3, usage: str = '') -> int:
     """
@@ -57,6 +81,7 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
     if usage and ('--help' in own_args or '-h' in own_args):
         print(usage)
         return 0
+    limit_malloc_arenas()  # before DDS and the node start their threads
     STOP.clear()
     previous = catch_stop_signals()
     try:

@@ -3,11 +3,11 @@ sensor_msgs Image and CompressedImage read straight from their serialized (CDR) 
 
 rclpy's deserialisation of an image copies its pixels twice, into a C message and then into a
 Python array, holding the GIL throughout: 0.25 s for one 8K bgr8 frame, during which no other
-input's frame moves. Subscribed raw, a message arrives as one ``bytes`` object; this module reads
-its header fields and gives the pixels as a view into those bytes: nothing is copied, and a
-frame over the limits is refused having cost one copy. What it cannot read (an encoding other
-than XCDR1 from another RMW) goes through rclpy's deserialisation instead, so the result is the
-same message either way.
+input's frame moves. Taken serialized (``input_reader``), a message arrives as one buffer (bytes
+or a uint8 array); this module reads its header fields and gives the pixels as a view into that
+buffer: nothing is copied, and a frame over the limits is refused having cost one copy. What it
+cannot read (an encoding other than XCDR1 from another RMW) goes through rclpy's
+deserialisation instead, so the result is the same message either way.
 """
 
 from dataclasses import dataclass
@@ -15,9 +15,12 @@ import struct
 from typing import Union
 
 from builtin_interfaces.msg import Time
+import numpy as np
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+
+Buffer = Union[bytes, np.ndarray]  # a serialized message
 
 # The 4-byte encapsulation header: representation id (big-endian), then options.
 CDR_BE, CDR_LE = 0x0000, 0x0001
@@ -48,7 +51,7 @@ class CompressedImageView:
 class _Reader:
     """Sequential CDR reads, aligned relative to the end of the encapsulation header."""
 
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: Buffer):
         self.view = memoryview(raw)
         kind = struct.unpack_from('>H', raw, 0)[0]
         if kind not in (CDR_BE, CDR_LE):
@@ -99,7 +102,7 @@ class _Reader:
         return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=self.string())
 
 
-def read_image(raw: bytes) -> Union[ImageView, Image]:
+def read_image(raw: Buffer) -> Union[ImageView, Image]:
     """Read a serialized sensor_msgs/Image: a view of ``raw``, or the deserialised message."""
     try:
         reader = _Reader(raw)
@@ -110,10 +113,10 @@ def read_image(raw: bytes) -> Union[ImageView, Image]:
         step = reader.uint32()
         return ImageView(header, height, width, encoding, is_bigendian, step, reader.octets())
     except (ValueError, struct.error, IndexError):
-        return deserialize_message(raw, Image)
+        return deserialize_message(bytes(raw), Image)
 
 
-def read_compressed(raw: bytes) -> Union[CompressedImageView, CompressedImage]:
+def read_compressed(raw: Buffer) -> Union[CompressedImageView, CompressedImage]:
     """Read a serialized sensor_msgs/CompressedImage: a view of ``raw``, or the message."""
     try:
         reader = _Reader(raw)
@@ -121,7 +124,7 @@ def read_compressed(raw: bytes) -> Union[CompressedImageView, CompressedImage]:
         fmt = reader.string()
         return CompressedImageView(header, fmt, reader.octets())
     except (ValueError, struct.error, IndexError):
-        return deserialize_message(raw, CompressedImage)
+        return deserialize_message(bytes(raw), CompressedImage)
 
 
 READERS = {Image: read_image, CompressedImage: read_compressed}  # by message type

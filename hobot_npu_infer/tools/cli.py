@@ -82,13 +82,14 @@ def backend_options(threads: int, items: List[str]) -> Dict[str, object]:
 
 
 def pipeline_config(args: argparse.Namespace, input_size=None,
-                    num_runtimes: int = 1) -> PipelineConfig:
+                    num_runtimes: int = 1, max_batch: int = 1) -> PipelineConfig:
     return PipelineConfig(
         model=args.model, model_name=args.model_name, backend=args.backend,
         backend_options=backend_options(args.threads, args.backend_option),
         decoder=args.decoder, decoder_options=parse_options(args.decoder_option),
         labels_file=args.labels, score_threshold=args.score_threshold,
-        preprocess=preprocess_options(args), input_size=input_size, num_runtimes=num_runtimes)
+        preprocess=preprocess_options(args), input_size=input_size, num_runtimes=num_runtimes,
+        max_batch=max_batch)
 
 
 def write_json(path: str, data) -> None:

@@ -61,7 +61,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise ConfigError('--batch and --runtimes must be >= 1')
     paths = expand_paths(args.images)
     pipeline = DetectionPipeline.from_config(
-        pipeline_config(args, args.input_size, num_runtimes=args.runtimes))
+        pipeline_config(args, args.input_size, num_runtimes=args.runtimes, max_batch=args.batch))
     if args.backend == AUTO:
         print(pipeline.backend_note, file=sys.stderr, flush=True)
     print(pipeline.model_note, file=sys.stderr, flush=True)

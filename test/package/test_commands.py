@@ -36,12 +36,15 @@ COMMANDS = {
     'batch_bench': 'bench.batch_bench',
     'head_bench': 'bench.head_bench',
     'soak_bench': 'bench.soak_bench',
+    'peer_bench': 'bench.peer_bench',
     'tracking_bench': 'bench.tracking_bench',
 }
 # Run with `python -m` by another of the package's processes, not by a user.
 # run by the package itself, not by users: the simulator's worker, the benchmarks' hostile camera
+# and their Ultralytics peer (in the Ultralytics environment)
 INTERNAL = {'hobot_npu_infer/core/backends/rknn/simulator_worker.py',
-            'hobot_npu_infer/harness/hostile_camera.py'}
+            'hobot_npu_infer/harness/hostile_camera.py',
+            'hobot_npu_infer/harness/ultralytics_peer.py'}
 # A ROS node that ignored --help would start and spin: well within this it has answered.
 HELP_TIMEOUT_S = 20
 
@@ -60,6 +63,7 @@ MISTAKES = {
     'batch_bench': (['--seconds', '0'], 2),
     'head_bench': (['--seconds', '0'], 2),
     'soak_bench': (['--minutes', '0'], 2),
+    'peer_bench': (['--rounds', '0'], 2),
     'tracking_bench': (['--frames', '1'], 2),
 }
 

@@ -124,3 +124,17 @@ def test_fixed_batch_model_fed_by_three_cameras_pads_and_reports_it(tmp_path):
         for topic in topics[1:]:  # coffee and the cat: no faces, and no cross-talk
             msgs = listener.received(f'{topic}/detections')
             assert msgs and all(json.loads(m.data)['detections'] == [] for m in msgs)
+
+
+def test_batch_one_export_fed_by_two_cameras_is_made_batchable(tmp_path):
+    model_file = fixed_batch_centerface(tmp_path / 'centerface-b1.onnx', batch=1)
+    topics = TOPICS[:2]
+    with cameras_into_infer_node(
+            tmp_path, topics, {'model': model_file, 'decoder': 'centerface',
+                               'class_names': ['face'], 'max_batch_delay_ms': 50.0},
+            ['astronaut', 'coffee'], 4.0, 'infer_b1', 'b1_listener') as (listener, node):
+        assert listener.wait_for(lambda: newest_values(listener, 'infer_b1: model')), \
+            node.output()
+        assert newest_values(listener, 'infer_b1: model')['batch'] == 'dynamic'
+        assert 'batches of up to 2' in node.output()
+        assert 'made batchable: batch 1 export rewritten to a dynamic batch' in node.output()

@@ -210,3 +210,27 @@ def test_infer_node_stopped_again_and_again_never_crashes(tmp_path):
         listener.close()
         camera.stop()
     assert codes == [0] * 6, '\n'.join(logs)
+
+
+class FakeLibc:
+    """Stands in for glibc: records mallopt calls."""
+
+    def __init__(self, _name):
+        self.calls = []
+        FakeLibc.made = self
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return 1
+
+
+def test_nodes_keep_glibc_to_two_malloc_arenas_unless_the_environment_says(monkeypatch):
+    from hobot_npu_infer.ros import node_main
+    monkeypatch.setattr(node_main.ctypes, 'CDLL', FakeLibc)
+    monkeypatch.delenv('MALLOC_ARENA_MAX', raising=False)
+    node_main.limit_malloc_arenas()
+    assert FakeLibc.made.calls == [(node_main.M_ARENA_MAX, 2)]
+    FakeLibc.made = None
+    monkeypatch.setenv('MALLOC_ARENA_MAX', '8')
+    node_main.limit_malloc_arenas()
+    assert FakeLibc.made is None  # the user's setting, applied by glibc itself

@@ -410,6 +410,17 @@ def test_source_and_model_reports_write_their_latencies_as_summary_values():
 
 # --- ModelStats ----------------------------------------------------------------------------------
 
+def test_model_stats_add_up_the_cpu_of_each_stage_since_start():
+    stats = ModelStats('m', clock=FakeClock(0.0))
+    assert not any(k.startswith('cpu_s.') for k in stats.report('m: model').values)
+    stats.on_run(12.0, cpu_ms={'inference': 1500.0, 'decode': 250.0})
+    stats.on_run(12.0, cpu_ms={'inference': 500.0, 'decode': 250.0})
+    stats.on_cpu('publish', 125.0)
+    values = stats.report('m: model').values
+    assert (values['cpu_s.inference'], values['cpu_s.decode'], values['cpu_s.publish']) == \
+        ('2.000', '0.500', '0.125')
+
+
 def test_model_stats_fail_until_the_next_good_run():
     clock = FakeClock(0.0)
     stats = ModelStats('yolov8n', 10.0, clock)

@@ -17,6 +17,7 @@ from hobot_npu_infer.core.backends.base import (
 )
 from hobot_npu_infer.core.backends.tensors import BatchCapability, guess_layout, TensorSpec
 from hobot_npu_infer.core.errors import BackendError, ModelLoadError, one_line
+from hobot_npu_infer.core.telemetry.thread_cpu import name_new_threads, thread_ids
 import numpy as np
 
 _ORT_DTYPES = {
@@ -86,10 +87,12 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, path: str, runtime: int = 0) -> List[Model]:
         require_file(path)
+        before = thread_ids()
         try:
             session = self._ort.InferenceSession(path, sess_options=self.session_options,
                                                  providers=self.providers)
         except Exception as exc:  # ORT raises several pybind types for unusable files
             raise ModelLoadError(f'cannot load model {path}: not a valid ONNX model '
                                  f'({one_line(exc, named=False, limit=160)})') from None
+        name_new_threads(before, 'ort')  # its thread pool, told apart in top -H and benchmarks
         return [OnnxRuntimeModel(os.path.splitext(os.path.basename(path))[0], session)]

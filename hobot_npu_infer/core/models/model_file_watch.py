@@ -30,6 +30,8 @@ import threading
 import time
 from typing import Callable, Dict, Optional, Tuple
 
+from hobot_npu_infer.core.telemetry.thread_cpu import name_thread
+
 UNCHANGED, CHANGED, GONE = 'unchanged', 'changed', 'gone'
 CHUNK = 1 << 20
 RACY_S = 2.0  # coarsest file timestamp granularity we allow for (FAT: 2 s)
@@ -200,6 +202,7 @@ class ModelFileWatch:
         self._stopping.clear()
 
         def run() -> None:
+            name_thread('model-watch')
             while not self._stopping.wait(period_s):
                 try:
                     status = self.check()

@@ -227,15 +227,17 @@ class MultiHeadPipeline:
     def run_batch(self, plans: Sequence[FramePlan], images: Sequence[SourceImage],
                   batch: PreparedBatch, runtime: int = 0) -> BatchOutcome:
         """Run the trunk once, then every head some frame of the batch is due for."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         features = self.packed.features(batch.tensor)
         inference_ms = (time.perf_counter() - start) * 1e3
+        cpu_ms = {'inference': (time.thread_time() - cpu) * 1e3, 'decode': 0.0}
         needed = [h for h in self.head_rates if any(h in plan for plan in plans)]
         per_head = {}
         for name in needed:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             tensors = self.packed.run_head(name, features)
-            ran = time.perf_counter()
+            ran, decoding = time.perf_counter(), time.thread_time()
+            cpu_ms['inference'] += (decoding - cpu) * 1e3
             found = None
             decoding = self.decoding.get(name)
             if decoding is not None:
@@ -246,6 +248,7 @@ class MultiHeadPipeline:
                          for raw, transform in zip(raws, batch.transforms)]
             per_head[name] = (tensors, found, (ran - start) * 1e3,
                               (time.perf_counter() - ran) * 1e3)
+            cpu_ms['decode'] += (time.thread_time() - decoding) * 1e3
             inference_ms += (ran - start) * 1e3
         heads, detections = [], []
         for i, plan in enumerate(plans):
@@ -255,7 +258,7 @@ class MultiHeadPipeline:
                        if name in plan]
             heads.append(outputs)
             detections.append([d for o in outputs for d in o.detections or ()])
-        return BatchOutcome(detections, inference_ms, heads)
+        return BatchOutcome(detections, inference_ms, heads, cpu_ms)
 
     def process(self, images: Sequence[np.ndarray], frame_time: float,
                 channel_orders: str = 'bgr', source: str = '') -> List[HeadOutput]:

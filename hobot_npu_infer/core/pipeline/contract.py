@@ -6,8 +6,8 @@ Two pipelines keep this contract: :class:`DetectionPipeline` (one model on every
 trunk). Whoever drives a pipeline never asks which of the two it has.
 """
 
-from dataclasses import dataclass
-from typing import FrozenSet, List, Optional, Protocol, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple
 
 from hobot_npu_infer.core.backends.base import Backend, Model
 from hobot_npu_infer.core.detection import Detection
@@ -30,11 +30,15 @@ class BatchOutcome:
 
     ``heads`` holds a packed model's per-head outputs for each frame (``None`` for a
     single model), which the ROS layer publishes on topics of their own.
+    ``cpu_ms``: the calling thread's CPU time per stage (``inference``: inside the backend's
+    runs, whose own pool threads come on top; ``decode``), so a benchmark can tell the
+    backend's CPU from the node's.
     """
 
     detections: List[List[Detection]]
     inference_ms: float
     heads: Optional[List[list]] = None
+    cpu_ms: Dict[str, float] = field(default_factory=dict)
 
 
 class Pipeline(Protocol):

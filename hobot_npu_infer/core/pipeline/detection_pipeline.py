@@ -19,7 +19,12 @@ from hobot_npu_infer.core.decoders import create_decoder, Decoder
 from hobot_npu_infer.core.detection import Detection, to_detections
 from hobot_npu_infer.core.errors import ConfigError, OutputLayoutError
 from hobot_npu_infer.core.imaging.source_mapping import to_source
-from hobot_npu_infer.core.models.builtin_models import resolve_model, ResolvedModel
+from hobot_npu_infer.core.models.batchable_onnx import batchable_model
+from hobot_npu_infer.core.models.builtin_models import (
+    default_cache_dir,
+    resolve_model,
+    ResolvedModel,
+)
 from hobot_npu_infer.core.models.model_file import read_model_file
 from hobot_npu_infer.core.pipeline.contract import (
     BatchOutcome,
@@ -86,9 +91,13 @@ class DetectionPipeline:
             config.backend, with_normalisation(options, settings.preprocess) if settings
             else options)
         num_runtimes = config.num_runtimes or backend.default_runtimes
+        # a batch-1 ONNX export, rewritten to a dynamic batch where verified; compiled NPU
+        # models keep the batch their compiler fixed
+        loaded = batchable_model(resolved.path, config.cache_dir or default_cache_dir(),
+                                 config.max_batch if backend.name == 'onnxruntime' else 1)
 
         def load_runtimes() -> List[Model]:
-            return [select_model(backend.load(resolved.path, runtime), config.model_name,
+            return [select_model(backend.load(loaded.path, runtime), config.model_name,
                                  resolved.path) for runtime in range(num_runtimes)]
         runtimes = load_runtimes()
         model = runtimes[0]
@@ -102,7 +111,8 @@ class DetectionPipeline:
                        if config.crop and config.crop.model else None)
         pipeline.loader, pipeline.model_path = load_runtimes, resolved.path
         pipeline.backend, pipeline.backend_note = backend, backend_note
-        pipeline.model_note = settings.note + normalisation_note
+        pipeline.model_note = settings.note + normalisation_note + (
+            f'; {loaded.note}' if loaded.note else '')
         return pipeline
 
     def reload(self) -> None:
@@ -131,11 +141,13 @@ class DetectionPipeline:
     def run_batch(self, plans: Sequence[FramePlan], images: Sequence[SourceImage],
                   batch: PreparedBatch, runtime: int = 0) -> BatchOutcome:
         """Backend, decoder and second stage on one prepared batch."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         outputs = self.infer(batch, runtime)
         inference_ms = (time.perf_counter() - start) * 1e3
+        decoding = time.thread_time()
         detections = self.second_stage(images, self.decode(outputs, batch), runtime)
-        return BatchOutcome(detections, inference_ms)
+        return BatchOutcome(detections, inference_ms, cpu_ms={
+            'inference': (decoding - cpu) * 1e3, 'decode': (time.thread_time() - decoding) * 1e3})
 
     def second_stage(self, images: Sequence[SourceImage],
                      detections: List[List[Detection]], runtime: int = 0

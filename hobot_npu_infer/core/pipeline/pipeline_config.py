@@ -23,4 +23,5 @@ class PipelineConfig:
     preprocess: Dict[str, object] = field(default_factory=dict)  # PreprocessConfig fields given
     cache_dir: Optional[str] = None
     num_runtimes: int = 1  # engine instances run concurrently; 0: the backend's (NPU cores)
+    max_batch: int = 1  # images the caller batches per run; > 1 makes a batch-1 ONNX batchable
     crop: Optional[CropConfig] = None  # a second model on the detections' crops

@@ -32,6 +32,7 @@ from hobot_npu_infer.core.pipeline.preprocess import PreparedBatch
 from hobot_npu_infer.core.streaming.batcher import Frame, FrameBatcher
 from hobot_npu_infer.core.streaming.reload_backoff import ReloadBackoff
 from hobot_npu_infer.core.telemetry.health_reports import ModelStats, SourceStats
+from hobot_npu_infer.core.telemetry.thread_cpu import name_thread
 import numpy as np
 
 Converter = Callable[[object], SourceImage]
@@ -144,7 +145,8 @@ class StreamRunner:
 
     def start(self) -> None:
         self._running = True
-        self._pool = ThreadPoolExecutor(CONVERT_WORKERS, thread_name_prefix='convert')
+        self._pool = ThreadPoolExecutor(CONVERT_WORKERS, thread_name_prefix='convert',
+                                        initializer=name_thread, initargs=('convert',))
         loops = [('prepare', self._prepare_once)] + [
             (f'infer-{i}' if i else 'infer', functools.partial(self._infer_once, i))
             for i in range(len(self.pipeline.runtimes))]
@@ -193,6 +195,7 @@ class StreamRunner:
             self._cond.notify_all()
 
     def _guarded(self, step: Callable[[], None]) -> None:
+        name_thread(threading.current_thread().name)
         while self._running:
             try:
                 step()
@@ -377,7 +380,8 @@ class StreamRunner:
         t2 = time.monotonic()
         self._infer_s.add(t2 - t0)
         inference_ms, postprocess_ms = outcome.inference_ms, (t2 - t0) * 1e3 - outcome.inference_ms
-        self.model_stats.on_run(inference_ms, len(item.frames), batch.tensor.shape[0])
+        self.model_stats.on_run(inference_ms, len(item.frames), batch.tensor.shape[0],
+                                outcome.cpu_ms)
         prep_ms = (item.ready - item.started) * 1e3
         with self._deliver_lock:
             for i, (frame, (image, order)) in enumerate(zip(item.frames, item.images)):

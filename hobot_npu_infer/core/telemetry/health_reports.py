@@ -245,20 +245,29 @@ class ModelStats:
         self.runs = 0
         self.reloads = 0
         self.padding_slots = 0
+        self.cpu_s: Dict[str, float] = {}  # stage -> the node's threads' CPU in it, since start
         self.backend_errors = 0
         self.last_error = ''
         self.failing = False
         self.npu_load: Callable[[], Optional[Dict[str, float]]] = lambda: None  # the backend's
 
-    def on_run(self, inference_ms: float, images: int = 1, slots: int = 1) -> None:
+    def on_run(self, inference_ms: float, images: int = 1, slots: int = 1,
+               cpu_ms: Optional[Dict[str, float]] = None) -> None:
         now = self._clock()
         self.inference.add(inference_ms, now)
         self.batch_sizes.add(images, now)
         self.batch_slots.add(slots, now)
         with self._lock:
             self.runs += 1
+            for stage, ms in (cpu_ms or {}).items():
+                self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + ms / 1e3
             self.padding_slots += max(0, slots - images)
             self.failing = False
+
+    def on_cpu(self, stage: str, ms: float) -> None:
+        """Count ``ms`` of a thread's CPU time in ``stage`` (tracking, publishing)."""
+        with self._lock:
+            self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + ms / 1e3
 
     def on_reload(self) -> None:
         with self._lock:
@@ -281,7 +290,8 @@ class ModelStats:
         with self._lock:
             values = {'model': self.model, 'runs': str(self.runs),
                       'backend_errors': str(self.backend_errors), 'last_error': self.last_error,
-                      'padding_slots': str(self.padding_slots), 'reloads': str(self.reloads)}
+                      'padding_slots': str(self.padding_slots), 'reloads': str(self.reloads),
+                      **{f'cpu_s.{stage}': f'{s:.3f}' for stage, s in sorted(self.cpu_s.items())}}
             failing = self.failing
         values.update(summary_values('inference', summary))
         span = min(self.window_s, now - self._started)

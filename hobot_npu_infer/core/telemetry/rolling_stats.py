@@ -2,11 +2,11 @@
 
 from collections import deque
 from dataclasses import asdict, dataclass
-import os
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, Iterable, Optional, Tuple
 
+from hobot_npu_infer.core.telemetry.thread_cpu import stat_cpu_s
 import numpy as np
 
 Clock = Callable[[], float]
@@ -120,6 +120,4 @@ def process_rss_mb(pid='self') -> float:
 
 def process_cpu_s(pid='self') -> float:
     """Return the CPU time (user and system) a process has used so far, from /proc, in s."""
-    with open(f'/proc/{pid}/stat') as f:
-        fields = f.read().rsplit(')', 1)[1].split()  # after the name (may hold spaces)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    return stat_cpu_s(f'/proc/{pid}/stat')
