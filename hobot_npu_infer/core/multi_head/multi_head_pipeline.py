@@ -236,8 +236,8 @@ class MultiHeadPipeline:
         for name in needed:
             start, cpu = time.perf_counter(), time.thread_time()
             tensors = self.packed.run_head(name, features)
-            ran, decoding = time.perf_counter(), time.thread_time()
-            cpu_ms['inference'] += (decoding - cpu) * 1e3
+            ran, ran_cpu = time.perf_counter(), time.thread_time()
+            cpu_ms['inference'] += (ran_cpu - cpu) * 1e3
             found = None
             decoding = self.decoding.get(name)
             if decoding is not None:
@@ -248,7 +248,7 @@ class MultiHeadPipeline:
                          for raw, transform in zip(raws, batch.transforms)]
             per_head[name] = (tensors, found, (ran - start) * 1e3,
                               (time.perf_counter() - ran) * 1e3)
-            cpu_ms['decode'] += (time.thread_time() - decoding) * 1e3
+            cpu_ms['decode'] += (time.thread_time() - ran_cpu) * 1e3
             inference_ms += (ran - start) * 1e3
         heads, detections = [], []
         for i, plan in enumerate(plans):
