@@ -144,7 +144,7 @@ def node_phase(listener, output: str, camera: CameraPhase, pid: int, seconds: fl
         time.sleep(seconds)
         end = time.time()
         listener.wait_for(lambda: False, timeout=1.5)
-        records = [(t, m) for t, m in listener.received_with_times(output) if start <= t < end]
+        records = listener.received_between(output, start, end)
         return records, end - start, cpu.per_frame_ms(len(records)), \
             stage_p50s(listener.received('/diagnostics'), output.rsplit('/', 1)[0])
 
@@ -205,8 +205,7 @@ def node_benchmark(args, pipeline: DetectionPipeline) -> Dict[str, Dict[str, flo
                     raw_times += raw_runs(pipeline, prepared, phase_s)
                 records, _, cpu, latency_stages = node_phase(
                     listener, output, camera(latency_rate), pid, phase_s, 'node latency', logs)
-                ages += [(t - sec - nsec * 1e-9) * 1e3 for t, m in records
-                         for sec, nsec in [detection_msgs.stamp_of(m)]]
+                ages += detection_msgs.ages_ms(records)
                 cpu_half.append(cpu)
                 saturated, seconds, cpu, stages = node_phase(
                     listener, output, camera(saturating_rate), pid, phase_s, 'node fps', logs)
@@ -288,11 +287,9 @@ def multi_source_benchmark(args) -> Dict[str, object]:
                 finally:
                     node.stop()
                 for output in outputs:
-                    records = [(t, m) for t, m in listener.received_with_times(output)
-                               if start <= t < end]
+                    records = listener.received_between(output, start, end)
                     measured[mode]['messages'] += len(records)
-                    measured[mode]['ages'] += [(t - sec - nsec * 1e-9) * 1e3 for t, m in records
-                                               for sec, nsec in [detection_msgs.stamp_of(m)]]
+                    measured[mode]['ages'] += detection_msgs.ages_ms(records)
                 measured[mode]['seconds'] += end - start
     finally:
         camera.stop()

@@ -15,7 +15,6 @@ window, divided by the messages out) and resident memory (summed over the side's
 the end of a window, the largest of the rounds); and the ratios ours/peer.
 """
 
-import argparse
 import json
 import os
 import shlex
@@ -25,6 +24,7 @@ import time
 from typing import Dict, List, Optional
 
 import hobot_npu_infer
+from hobot_npu_infer.bench.batch_bench import parse_counts
 from hobot_npu_infer.core.errors import ConfigError, InferError
 from hobot_npu_infer.core.telemetry.rolling_stats import process_cpu_s, process_rss_mb, summarize
 from hobot_npu_infer.harness.processes import RosProcess
@@ -130,12 +130,11 @@ def measure_side(side: str, topics: List[str], args, listener, logs: str,
         codes = [p.stop() for p in processes]
     per_camera = []
     ages: List[float] = []
-    from hobot_npu_infer.ros.detection_msgs import stamp_of
+    from hobot_npu_infer.ros.detection_msgs import ages_ms
     for output in outputs:
-        records = [(t, m) for t, m in listener.received_with_times(output) if start <= t < end]
+        records = listener.received_between(output, start, end)
         per_camera.append(len(records))
-        ages += [(t - sec - nsec * 1e-9) * 1e3 for t, m in records
-                 for sec, nsec in [stamp_of(m)]]
+        ages += ages_ms(records)
     return {'ages': ages, 'messages': sum(per_camera), 'per_camera': per_camera,
             'seconds': end - start, 'cpu_s': cpu, 'rss_mb': rss, 'codes': codes,
             'processes': len(processes)}
@@ -229,16 +228,6 @@ def format_table(result) -> str:
     return '\n'.join(lines)
 
 
-def camera_counts(text: str) -> List[int]:
-    try:
-        counts = [int(c) for c in text.split(',')]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f'camera counts such as 1,4 expected, got {text!r}')
-    return counts
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = command_parser('hobot_npu_infer.bench.peer_bench', __doc__)
     parser.add_argument('--model', default=default_model(),
@@ -252,7 +241,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--rounds', type=int, default=3, help='rounds of ours then peer (3)')
     parser.add_argument('--seconds', type=float, default=20.0,
                         help='measured seconds per side and round (20)')
-    parser.add_argument('--cameras', type=camera_counts, default=[1, 4],
+    parser.add_argument('--cameras', default='1,4',
                         help='scenarios: cameras per scenario (1,4)')
     parser.add_argument('--rate', type=float, default=30.0,
                         help='frames per second of each camera (30, above what either side '
@@ -264,6 +253,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         'fetched bus.jpg and zidane.jpg, else astronaut and camera)')
     parser.add_argument('--json', metavar='OUT', default='')
     args = parser.parse_args(argv)
+    args.cameras = parse_counts(args.cameras, 'cameras')
     if args.rounds < 1 or args.seconds <= 0 or args.rate <= 0:
         raise ConfigError('--rounds, --seconds and --rate must be positive')
     if not os.path.isfile(args.model):

@@ -90,12 +90,8 @@ def soak(args) -> Dict[str, object]:
     hostile_out = ''
 
     def measure(since: float, until: float) -> Dict[str, float]:
-        ages = []
-        for output in outputs:
-            for arrived, msg in listener.received_with_times(output):
-                if since <= arrived < until:
-                    sec, nsec = detection_msgs.stamp_of(msg)
-                    ages.append((arrived - sec - nsec * 1e-9) * 1e3)
+        ages = detection_msgs.ages_ms(
+            r for output in outputs for r in listener.received_between(output, since, until))
         age = summarize(ages)
         return {'outputs_per_s': round(len(ages) / (until - since), 2),
                 'age_ms_p50': round(age.p50, 1), 'age_ms_p99': round(age.p99, 1)}

@@ -60,6 +60,11 @@ class Listener:
         with self._lock:
             return list(self._messages.get(topic, []))
 
+    def received_between(self, topic: str, since: float, until: float
+                         ) -> List[Tuple[float, object]]:
+        """Return (arrival time, message) of ``topic`` arrived in [since, until) (time.time)."""
+        return [(t, msg) for t, msg in self.received_with_times(topic) if since <= t < until]
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
         """Poll ``predicate`` until true or ``timeout`` (which only ends a broken run)."""
         end = time.monotonic() + timeout

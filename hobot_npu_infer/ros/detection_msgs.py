@@ -24,7 +24,7 @@ markers (:mod:`markers`) while someone listens.
 """
 
 import json
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import ConfigError
@@ -283,3 +283,9 @@ def stamp_of(msg) -> Tuple[int, int]:
         stamp = json.loads(msg.data)['header']['stamp']
         return stamp['sec'], stamp['nanosec']
     return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+def ages_ms(records: Iterable[Tuple[float, Any]]) -> List[float]:
+    """Return the age in ms of each (arrival time.time(), detections message): from its stamp."""
+    return [(arrived - sec - nanosec * 1e-9) * 1e3 for arrived, msg in records
+            for sec, nanosec in [stamp_of(msg)]]

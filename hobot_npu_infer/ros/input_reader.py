@@ -18,7 +18,7 @@ from typing import Callable
 
 from hobot_npu_infer.core.errors import one_line
 from hobot_npu_infer.core.telemetry.thread_cpu import name_thread
-from hobot_npu_infer.ros.rcl_take import take_serialized
+from hobot_npu_infer.ros.rcl_take import serialized_taker
 import numpy as np
 from rclpy.callback_groups import CallbackGroup
 from rclpy.exceptions import InvalidHandle
@@ -67,6 +67,7 @@ class InputReader:
         self.subscription = node.create_subscription(
             msg_type, topic, _never_called, qos, callback_group=group, raw=True,
             **create_subscription_kwargs)
+        self._take = serialized_taker(self.subscription)
         self._events = list(self.subscription.event_handlers)
         for handler in self._events:  # waited on here, not by the executor
             node.remove_waitable(handler)
@@ -122,7 +123,7 @@ class InputReader:
         """Take and hand over the messages waiting, until none is or the reader is closed."""
         while not self._closed.is_set():
             try:
-                message = take_serialized(self.subscription)
+                message = self._take()
                 if message is None:
                     return
                 self._on_message(message)

@@ -11,7 +11,7 @@ GIL held).
 """
 
 import ctypes
-from typing import Optional
+from typing import Callable, Optional
 import weakref
 
 import numpy as np
@@ -61,15 +61,16 @@ class _ErrorString(ctypes.Structure):
 
 
 class _Rcl:
-    """The four C functions a take needs, typed."""
+    """The C functions a take needs, typed, and the allocator its buffers use."""
 
     def __init__(self, rcl: ctypes.CDLL, rcutils: ctypes.CDLL):
         self.take = rcl.rcl_take_serialized_message
         self.take.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Uint8Array), ctypes.c_void_p,
                               ctypes.c_void_p]
         self.take.restype = ctypes.c_int
-        self.default_allocator = rcutils.rcutils_get_default_allocator
-        self.default_allocator.restype = _Allocator
+        default_allocator = rcutils.rcutils_get_default_allocator
+        default_allocator.restype = _Allocator
+        self.allocator = default_allocator()  # malloc and free: the same for every take
         self.init = rcutils.rcutils_uint8_array_init
         self.init.argtypes = [ctypes.POINTER(_Uint8Array), ctypes.c_size_t,
                               ctypes.POINTER(_Allocator)]
@@ -104,23 +105,32 @@ class TakeError(RuntimeError):
     """rcl refused a take for a reason other than an empty queue."""
 
 
-def take_serialized(subscription) -> Optional[np.ndarray]:
+def serialized_taker(subscription) -> Callable[[], Optional[np.ndarray]]:
     """
-    Take the next serialized message of an rclpy ``subscription`` (None: none is waiting).
+    Return what takes the next serialized message of an rclpy ``subscription`` (None: none).
 
-    A 1-D uint8 array; its buffer is rcl's and is freed when the array and every view of it
-    are gone. The caller holds ``subscription.handle`` (``with subscription.handle:``).
+    Resolved once per subscription: rcl's take when rcl is loaded and rclpy gives the
+    subscription's address, else rclpy's. A taken message is a 1-D uint8 array; through rcl its
+    buffer is rcl's and is freed when the array and every view of it are gone. Callers hold
+    ``subscription.handle`` (``with subscription.handle:``) while taking.
     """
     try:
         address = subscription.handle.pointer  # the rcl_subscription_t
     except AttributeError:  # an rclpy that does not give entity addresses
         address = None
     if _RCL is None or address is None:
-        taken = subscription.handle.take_message(subscription.msg_type, True)
-        return None if taken is None else np.frombuffer(taken[0], np.uint8)
+        return lambda: _rclpy_take(subscription)
+    return lambda: _rcl_take(address)
+
+
+def _rclpy_take(subscription) -> Optional[np.ndarray]:
+    taken = subscription.handle.take_message(subscription.msg_type, True)
+    return None if taken is None else np.frombuffer(taken[0], np.uint8)
+
+
+def _rcl_take(address: int) -> Optional[np.ndarray]:
     message = _Uint8Array()
-    allocator = _RCL.default_allocator()
-    if _RCL.init(ctypes.byref(message), 0, ctypes.byref(allocator)) != RCL_RET_OK:
+    if _RCL.init(ctypes.byref(message), 0, ctypes.byref(_RCL.allocator)) != RCL_RET_OK:
         _RCL.reset_error()
         raise TakeError('cannot initialise a serialized message')
     ret = _RCL.take(address, ctypes.byref(message), None, None)

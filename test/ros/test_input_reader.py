@@ -86,6 +86,7 @@ def test_other_threads_run_while_a_large_message_is_taken(ros):
     subscription = node.create_subscription(Image, '/reader_test', lambda _: None, QOS,
                                             raw=True)
     wait_matched(publisher)
+    take = rcl_take.serialized_taker(subscription)
     big = image(4000, 6000, 7)  # 24 MB
     publisher.publish(big)
     counter = threading.Thread(target=count)
@@ -95,7 +96,7 @@ def test_other_threads_run_while_a_large_message_is_taken(ros):
         while taken is None and time.monotonic() < deadline:
             with subscription.handle:
                 before = len(counts)
-                taken = rcl_take.take_serialized(subscription)
+                taken = take()
                 during = len(counts) - before
             time.sleep(0.01)
     finally:

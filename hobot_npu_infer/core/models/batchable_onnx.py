@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 from hobot_npu_infer.core.errors import one_line
 from hobot_npu_infer.core.models.builtin_models import atomic_write, file_digest
-from hobot_npu_infer.core.models.onnx_files import read_onnx
+from hobot_npu_infer.core.models.onnx_files import graph_inputs, read_onnx
 import numpy as np
 
 BATCH = 'batch'  # the symbolic batch dimension of a rewritten model
@@ -52,12 +52,10 @@ class BatchableModel:
 
 def batch_one_inputs(model) -> List[str]:
     """Return the names of the graph's inputs (initialisers aside) declared at batch 1."""
-    constants = {init.name for init in model.graph.initializer}
     names = []
-    for value in model.graph.input:
+    for value in graph_inputs(model):
         dims = value.type.tensor_type.shape.dim
-        if value.name not in constants and dims and dims[0].HasField('dim_value') \
-                and dims[0].dim_value == 1:
+        if dims and dims[0].HasField('dim_value') and dims[0].dim_value == 1:
             names.append(value.name)
     return names
 
@@ -250,8 +248,7 @@ def make_batchable(model):
     import onnx
     graph = model.graph
     inputs = batch_one_inputs(model)
-    constants = {init.name for init in graph.initializer}
-    others = [v.name for v in graph.input if v.name not in constants and v.name not in inputs]
+    others = [v.name for v in graph_inputs(model) if v.name not in inputs]
     if not inputs:
         raise NotBatchable('no input is fixed at batch 1')
     if others:
@@ -401,12 +398,11 @@ def batchable_model(path: str, cache_dir: str, max_batch: int) -> BatchableModel
     if max_batch <= 1 or os.path.splitext(path)[1].lower() != '.onnx':
         return BatchableModel(path)
     model = read_onnx(path, load_external_data=False)
-    inputs = [v for v in model.graph.input
-              if v.name not in {init.name for init in model.graph.initializer}]
+    inputs = graph_inputs(model)
     if not inputs or inputs[0].name not in batch_one_inputs(model):
         return BatchableModel(path)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    base = os.path.join(cache_dir, f'{stem}-batchable-v{REWRITE_VERSION}-{file_digest(path)}')
+    stem, digest = os.path.splitext(os.path.basename(path))[0], file_digest(path)
+    base = os.path.join(cache_dir, f'{stem}-batchable-v{REWRITE_VERSION}-{digest}')
     cached, refused = f'{base}.onnx', f'{base}.refused'
     if os.path.isfile(cached):
         return BatchableModel(cached, rewritten_note(), True)
@@ -426,7 +422,7 @@ def batchable_model(path: str, cache_dir: str, max_batch: int) -> BatchableModel
                                                  max_batch))
     entry = rewritten.metadata_props.add()
     entry.key, entry.value = NOTE_KEY, (
-        f'{rewritten_note()} from {os.path.basename(path)} (sha256 {file_digest(path)}); max '
+        f'{rewritten_note()} from {os.path.basename(path)} (sha256 {digest}); max '
         f'abs difference per output: ' + ', '.join(f'{k} {v:.3g}' for k, v in worst.items()))
     if not _try_write(cached, rewritten.SerializeToString()):
         return BatchableModel(path, refusal_note(path, f'cannot write {cached}', max_batch))

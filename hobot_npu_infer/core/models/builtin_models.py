@@ -13,6 +13,7 @@ import tempfile
 from typing import Callable, Dict, List, Optional, Tuple
 
 from hobot_npu_infer.core.errors import ModelLoadError, ModelNotFoundError
+from hobot_npu_infer.core.models.onnx_files import graph_inputs
 
 CACHE_ENV = 'HOBOT_NPU_INFER_CACHE'
 
@@ -89,8 +90,7 @@ def dynamic_centerface(source: str) -> bytes:
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
     model = onnx.load(source)
-    initialisers = {init.name for init in model.graph.initializer}
-    kept = [i for i in model.graph.input if i.name not in initialisers]
+    kept = graph_inputs(model)
     del model.graph.input[:]
     model.graph.input.extend(kept)
     model = update_inputs_outputs_dims(model, {'input.1': ['B', 3, 'H', 'W']}, CENTERFACE_OUTPUTS)

@@ -260,14 +260,17 @@ class ModelStats:
         with self._lock:
             self.runs += 1
             for stage, ms in (cpu_ms or {}).items():
-                self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + ms / 1e3
+                self._add_cpu(stage, ms)
             self.padding_slots += max(0, slots - images)
             self.failing = False
 
     def on_cpu(self, stage: str, ms: float) -> None:
         """Count ``ms`` of a thread's CPU time in ``stage`` (tracking, publishing)."""
         with self._lock:
-            self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + ms / 1e3
+            self._add_cpu(stage, ms)
+
+    def _add_cpu(self, stage: str, ms: float) -> None:
+        self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + ms / 1e3
 
     def on_reload(self) -> None:
         with self._lock:

@@ -44,9 +44,10 @@ def thread_ids(pid: str = 'self') -> Set[int]:
         return set()
 
 
-def _name_of(tid: int) -> str:
+def _name_of(tid: int, pid: str = 'self') -> str:
+    """Return a thread's OS name; '' once it has ended."""
     try:
-        with open(f'/proc/self/task/{tid}/comm') as comm:
+        with open(f'/proc/{pid}/task/{tid}/comm') as comm:
             return comm.read().strip()
     except OSError:
         return ''
@@ -70,12 +71,10 @@ def thread_table(pid: str = 'self') -> List[ThreadCpu]:
     table = []
     for tid in sorted(thread_ids(pid)):
         try:
-            with open(f'/proc/{pid}/task/{tid}/comm') as comm:
-                name = comm.read().strip()
             cpu_s = stat_cpu_s(f'/proc/{pid}/task/{tid}/stat')
         except OSError:
             continue  # ended meanwhile
-        table.append(ThreadCpu(tid, name, cpu_s))
+        table.append(ThreadCpu(tid, _name_of(tid, pid), cpu_s))
     return table
 
 
