@@ -6,6 +6,7 @@ import random
 from hypothesis import settings
 import pytest
 from stream_harness import make_harness  # noqa: F401 (a fixture for every test)
+from tros_fixtures import tros_messages, tros_msgs  # noqa: F401 (TROS's message packages)
 from ultralytics_fixtures import (  # noqa: F401 (the parity tests' fixtures)
     fetched_models,
     parity_images,

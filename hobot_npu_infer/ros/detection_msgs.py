@@ -19,25 +19,34 @@ last saw the object, its array the current frame's: a Detection2D whose ``header
 differs from its array's is a prediction. Keypoints go out on a topic of their own
 (:mod:`keypoint_msgs`), masks as an instance-label image (:func:`masks_message`), a semantic
 model's classes as a class-id image (:func:`class_map_message`), the classes of a
-classification model also as ``vision_msgs/Classification``, and every stream's detections as
-markers (:mod:`markers`) while someone listens.
+classification model also as ``vision_msgs/Classification``, every stream's detections as
+markers (:mod:`markers`) while someone listens, and on TROS boards as ai_msgs/PerceptionTargets
+(:mod:`perception_targets`) beside the detections.
 """
 
 import json
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from hobot_npu_infer.core.detection import Detection
 from hobot_npu_infer.core.errors import ConfigError
 from hobot_npu_infer.core.imaging.annotate import instance_labels
+from hobot_npu_infer.core.telemetry.rolling_stats import RateMeter
 from hobot_npu_infer.ros.image_conversion import array_to_image_msg
 from hobot_npu_infer.ros.keypoint_msgs import to_keypoints_message
 from hobot_npu_infer.ros.markers import DEFAULT_PIXEL_SIZE, markers_message
+from hobot_npu_infer.ros.perception_targets import (
+    ai_msgs_module,
+    PERCEPTION_TARGETS,
+    PerceptionTargetsOutput,
+    to_perception_targets,
+)
 import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-FORMATS = ('auto', 'vision_msgs', 'json')
+FPS_WINDOW_S = 2.0  # PerceptionTargets' fps: the stream's output rate over this window
+FORMATS = ('auto', 'vision_msgs', 'json', PERCEPTION_TARGETS)
 
 
 def vision_msgs_module() -> Optional[Any]:
@@ -49,16 +58,29 @@ def vision_msgs_module() -> Optional[Any]:
 
 
 def resolve_format(requested: str) -> str:
-    """Return the format actually used: 'vision_msgs' or 'json'."""
+    """Return the format of the detections topic: 'vision_msgs' or 'json'."""
     if requested not in FORMATS:
         raise ConfigError(f'detections_format must be one of {FORMATS}, got {requested!r}')
     available = vision_msgs_module() is not None
     if requested == 'vision_msgs' and not available:
         raise ConfigError('detections_format is vision_msgs but the vision_msgs package is not '
                           'installed (install ros-<distro>-vision-msgs, or use auto or json)')
-    if requested == 'auto':
+    if requested in ('auto', PERCEPTION_TARGETS):
         return 'vision_msgs' if available else 'json'
     return requested
+
+
+def publishes_perception_targets(requested: str) -> bool:
+    """
+    Say whether ai_msgs/PerceptionTargets go out beside the detections.
+
+    Asked for by name, or by ``auto`` on a TROS board (where ai_msgs is installed).
+    """
+    available = ai_msgs_module() is not None
+    if requested == PERCEPTION_TARGETS and not available:
+        raise ConfigError('detections_format is perception_targets but the ai_msgs package is '
+                          'not installed (a TROS package: source /opt/tros/<distro>/setup.bash)')
+    return available and requested in ('auto', PERCEPTION_TARGETS)
 
 
 def message_type(fmt: str):
@@ -186,13 +208,15 @@ class DetectionTopics:
     ``<prefix>/keypoints`` for pose and for a decoder with ``num_keypoints`` (CenterFace's
     landmarks; vision_msgs format only: the JSON detections already hold the keypoints), and
     ``<prefix>/markers`` unless ``markers`` is False, built only while it has subscribers, 1
-    image pixel = ``markers_pixel_size`` metres. ``create(msg_type, topic, qos)`` makes the
-    node's own kind of publisher.
+    image pixel = ``markers_pixel_size`` metres; with ``perception_targets``, the detections
+    as ai_msgs/PerceptionTargets on ``<prefix>/perception_targets`` too, for TROS consumers.
+    ``create(msg_type, topic, qos)`` makes the node's own kind of publisher.
     """
 
     def __init__(self, create: Callable, fmt: str, task: str, prefix: str,
                  detections_topic: str, num_keypoints: int = 0, markers: bool = True,
-                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE):
+                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE,
+                 perception_targets: Optional[PerceptionTargetsOutput] = None):
         self.format = fmt
         self.task = task
         self.markers_pixel_size = markers_pixel_size
@@ -205,15 +229,26 @@ class DetectionTopics:
         self.keypoints = create(message_type(fmt), f'{prefix}/keypoints', 10) \
             if vision and (task == 'pose' or num_keypoints > 0) else None
         self.markers = create(MarkerArray, f'{prefix}/markers', 5) if markers else None
+        self.perception_targets = perception_targets
+        self.targets = create(ai_msgs_module().PerceptionTargets,
+                              f'{prefix}/{PERCEPTION_TARGETS}', 10) if perception_targets else None
+        self.rate = RateMeter(FPS_WINDOW_S)  # PerceptionTargets' fps
 
     def publish(self, header, detections: Sequence[Detection], size: Tuple[int, int],
-                measured_header=None) -> None:
+                measured_header=None, stage_ms: Optional[Dict[str, float]] = None) -> None:
         """
         Publish one frame's detections with its header; ``size`` is the input image's.
 
         ``measured_header`` is given on a frame of predictions (shadow tracking): the header of
         the frame they were measured on. Such a frame has no masks, class map or classes.
+        ``stage_ms``: the frame's stage durations, for PerceptionTargets' perfs.
         """
+        if self.targets is not None:
+            self.rate.tick()
+            output = self.perception_targets
+            self.targets.publish(to_perception_targets(
+                header, detections, output.perf_name, stage_ms or {}, output.now_ns(),
+                round(self.rate.rate_hz()), 'body_kps' if self.task == 'pose' else 'face_kps'))
         if self.format == 'vision_msgs':
             module = vision_msgs_module()
             array = to_vision_msgs(header, detections, module, measured_header)

@@ -12,6 +12,7 @@ carried). Each input and head has a diagnostics status
 """
 
 import array
+import dataclasses
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -30,6 +31,7 @@ from hobot_npu_infer.core.telemetry.rolling_stats import LatencyWindow
 from hobot_npu_infer.core.telemetry.status_names import head_status
 from hobot_npu_infer.ros.detection_msgs import DetectionTopics
 from hobot_npu_infer.ros.markers import DEFAULT_PIXEL_SIZE
+from hobot_npu_infer.ros.perception_targets import PerceptionTargetsOutput
 import numpy as np
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
@@ -53,15 +55,17 @@ class HeadOutputs:
 
     ``create_publisher(msg_type, topic, qos)`` is the node's own kind (lifecycle or not);
     ``tasks`` names each decoding head's task (detect when not named), ``keypoints`` its
-    decoder's number of keypoints (0 when not named); ``markers`` and ``markers_pixel_size`` as
-    :class:`~hobot_npu_infer.ros.detection_msgs.DetectionTopics` takes them.
+    decoder's number of keypoints (0 when not named); ``markers``, ``markers_pixel_size`` and
+    ``perception_targets`` as :class:`~hobot_npu_infer.ros.detection_msgs.DetectionTopics`
+    takes them (a head's perfs are named ``<model>_<head>_...``).
     """
 
     def __init__(self, create_publisher: Callable, sources: Sequence[str],
                  heads: List[HeadConfig], fmt: str, outputs_per_head: Dict[str, int],
                  window_s: float, tasks: Optional[Dict[str, str]] = None,
                  keypoints: Optional[Dict[str, int]] = None, markers: bool = True,
-                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE):
+                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE,
+                 perception_targets: Optional[PerceptionTargetsOutput] = None):
         self.detections: Dict[Tuple[str, str], DetectionTopics] = {}
         self.tensors: Dict[Tuple[str, str], list] = {}
         self.latency: Dict[Tuple[str, str], Dict[str, LatencyWindow]] = {}
@@ -73,7 +77,9 @@ class HeadOutputs:
                     self.detections[key] = DetectionTopics(
                         create_publisher, fmt, tasks.get(head.name, 'detect'), prefix,
                         f'{prefix}/detections', keypoints.get(head.name, 0), markers,
-                        markers_pixel_size)
+                        markers_pixel_size, perception_targets and dataclasses.replace(
+                            perception_targets,
+                            perf_name=f'{perception_targets.perf_name}_{head.name}'))
                 else:
                     self.tensors[key] = [
                         create_publisher(Float32MultiArray, f'{prefix}/tensor_{i}', 10)
@@ -92,8 +98,9 @@ class HeadOutputs:
         for output in outputs:
             key = (source, output.head)
             if output.detections is not None:
-                self.detections[key].publish(header, output.detections, size,
-                                             output.measured_meta)
+                self.detections[key].publish(
+                    header, output.detections, size, output.measured_meta,
+                    {'inference': output.inference_ms, 'postprocess': output.postprocess_ms})
             else:
                 for publisher, tensor in zip(self.tensors[key], output.tensors):
                     publisher.publish(tensor_message(tensor))

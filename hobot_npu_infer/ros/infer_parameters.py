@@ -37,14 +37,22 @@ from hobot_npu_infer.ros.param_specs import (
     strings,
 )
 from hobot_npu_infer.ros.qos import RELIABILITY
+from hobot_npu_infer.ros.serialized_images import HBM_MESSAGES
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 PARAMETERS = [
     strings('inputs', ['image_raw'], 'sensor_msgs/Image topics to run the model on'),
     strings('compressed_inputs', [], 'sensor_msgs/CompressedImage topics (jpeg, png)'),
-    strings('output_topics', [], 'detections topic per input, in the order of inputs then '
-            'compressed_inputs (default: <resolved input topic>/detections)'),
+    strings('hbmem_inputs', [], 'TROS hbm_img_msgs topics, frames in shared memory (e.g. '
+            '/hbmem_img from mipi_cam); needs the hbm_img_msgs package (TROS boards)'),
+    string('hbmem_message', 'HbmMsg1080P', 'the hbm_img_msgs type of hbmem_inputs (mipi_cam '
+           'and hobot_codec publish HbmMsg1080P, whatever the frame size)',
+           check=one_of(HBM_MESSAGES)),
+    strings('hbmem_frame_ids', ['default_cam'], 'frame_id per hbmem input, or one for all '
+            '(the message has no header)'),
+    strings('output_topics', [], 'detections topic per input, in the order of inputs, '
+            'compressed_inputs, hbmem_inputs (default: <resolved input topic>/detections)'),
     strings('qos_reliability', ['best_effort'], 'per input, or one for all: best_effort or '
             'reliable', check=each_one_of(tuple(RELIABILITY))),
     integers('qos_depth', [1], 'per input, or one for all: subscription queue depth', 1, 100),
@@ -101,7 +109,9 @@ PARAMETERS = [
     string('cache_dir', '', 'cache for converted built-in models (empty: ~/.cache)'),
     number('score_threshold', 0.0, "minimum detection score (0: the model's own: 0.25 for "
            'Ultralytics exports, 0.5 for CenterFace)', 0.0, 1.0, read_only=False),
-    string('detections_format', 'auto', 'auto (vision_msgs if installed), vision_msgs or json',
+    string('detections_format', 'auto', 'vision_msgs, json, or perception_targets (ai_msgs '
+           'beside the detections, on <input>/perception_targets); auto: vision_msgs if '
+           'installed, else json, with perception_targets when ai_msgs is installed',
            check=one_of(detection_msgs.FORMATS)),
     boolean('publish_debug_image', False,
             'publish <input>/debug_image with the results drawn (boxes, masks, keypoints)'),

@@ -14,6 +14,7 @@ receiving never waits for the model.
 
 import dataclasses
 from dataclasses import dataclass
+import functools
 import os
 import threading
 import time
@@ -66,9 +67,17 @@ from hobot_npu_infer.ros.image_conversion import (
 from hobot_npu_infer.ros.infer_parameters import head_field, InferParameters, RATE_FIELDS
 from hobot_npu_infer.ros.input_reader import InputReader, TakenByReaders
 from hobot_npu_infer.ros.param_specs import Changes, guard_changes, InvalidParameter
+from hobot_npu_infer.ros.perception_targets import PerceptionTargetsOutput
 from hobot_npu_infer.ros.qos import image_qos, per_input
 from hobot_npu_infer.ros.result_publishers import ResultPublishers
-from hobot_npu_infer.ros.serialized_images import Buffer, CompressedImageView, READERS
+from hobot_npu_infer.ros.serialized_images import (
+    Buffer,
+    CompressedImageView,
+    hbm_message_type,
+    read_compressed,
+    read_hbm_image,
+    read_image,
+)
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_check_compatible, QoSCompatibility, QoSPolicyKind, QoSProfile
@@ -90,11 +99,20 @@ LIMIT_PARAMETERS = {'max_input_pixels': 'max_pixels',
 
 
 @dataclass(frozen=True)
+class InputTopic:
+    """One input: its resolved topic, message type, and how its serialized messages are read."""
+
+    topic: str
+    msg_type: type
+    read: Callable[[Buffer], object]
+
+
+@dataclass(frozen=True)
 class LoadedSettings:
     """What ``load`` decided from the parameters, for ``start`` and the diagnostics."""
 
     thresholds: HealthThresholds
-    topics: List[Tuple[str, type]]  # resolved input topic and its message type
+    topics: List[InputTopic]
     qos: List[QoSProfile]
     max_batch: int
     max_batch_delay_s: float
@@ -242,6 +260,24 @@ class InferenceHost:
         except Exception as exc:  # noqa: BLE001 (rclpy's RCLError names the broken rule)
             raise InvalidParameter(f'{what} {topic!r}: {str(exc).split(", at ")[0]}') from None
 
+    def _hbmem_inputs(self, p: Dict) -> List[Tuple[str, type, Callable]]:
+        """Return the TROS shared-memory inputs: topic, hbm_img_msgs type, reader."""
+        topics = p['hbmem_inputs']
+        if not topics:
+            return []
+        try:
+            msg_type = hbm_message_type(p['hbmem_message'])
+            frame_ids = per_input(p['hbmem_frame_ids'], len(topics), 'hbmem_frame_ids')
+        except ImportError as exc:
+            raise InvalidParameter(
+                f'hbmem_inputs need the hbm_img_msgs package, a TROS package ({one_line(exc)}): '
+                f'source /opt/tros/<distro>/setup.bash, or republish the frames as '
+                f'sensor_msgs/Image on inputs') from None
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
+        return [(topic, msg_type, functools.partial(read_hbm_image, frame_id=frame_id))
+                for topic, frame_id in zip(topics, frame_ids)]
+
     # -- the four steps ------------------------------------------------------------------
 
     def load(self) -> float:
@@ -252,21 +288,28 @@ class InferenceHost:
         InferError, having created no ROS entity.
         """
         p = self.parameters.values()
-        topics = [(t, Image) for t in p['inputs']] + \
-                 [(t, CompressedImage) for t in p['compressed_inputs']]
+        topics = [(t, Image, read_image) for t in p['inputs']] + \
+                 [(t, CompressedImage, read_compressed) for t in p['compressed_inputs']] + \
+            self._hbmem_inputs(p)
         if not topics:
-            raise InvalidParameter('inputs and compressed_inputs are both empty: give at least '
-                                   'one image topic')
+            raise InvalidParameter('inputs, compressed_inputs and hbmem_inputs are all empty: '
+                                   'give at least one image topic')
         try:
             reliability = per_input(p['qos_reliability'], len(topics), 'qos_reliability')
             depth = per_input(p['qos_depth'], len(topics), 'qos_depth')
         except ValueError as exc:
             raise InvalidParameter(str(exc)) from None
+        hbmem = len(topics) - len(p['hbmem_inputs'])  # they come last
+        for (topic, _, _), kind in zip(topics[hbmem:], reliability[hbmem:]):
+            if kind != 'best_effort':
+                raise InvalidParameter(
+                    f'qos_reliability of hbmem input {topic} is {kind}: TROS publishes shared-'
+                    f'memory frames best effort, a {kind} subscription would never match them')
         if p['output_topics'] and len(p['output_topics']) != len(topics):
             raise InvalidParameter(f'output_topics has {len(p["output_topics"])} names for '
                                    f'{len(topics)} inputs')
         sources: List[str] = []
-        for topic, _ in topics:
+        for topic, _, _ in topics:
             source = self._resolve(topic, 'input topic')
             if source in sources:
                 raise InvalidParameter(f'input topic {source} is listed twice')
@@ -274,6 +317,7 @@ class InferenceHost:
         outputs = [self._resolve(t, 'output topic') for t in p['output_topics']] or \
             [f'{source}/detections' for source in sources]
         fmt = detection_msgs.resolve_format(p['detections_format'])
+        perception_targets = detection_msgs.publishes_perception_targets(p['detections_format'])
         config = PipelineConfig(
             model=p['model'], model_name=p['model_name'], backend=p['backend'],
             backend_options={'onnxruntime.intra_op_threads': p['threads'],
@@ -313,7 +357,8 @@ class InferenceHost:
             self.settings = LoadedSettings(
                 thresholds=HealthThresholds(p['expected_rate_hz'], p['latency_budget_ms'],
                                             p['stale_timeout_s']),
-                topics=[(source, msg_type) for source, (_, msg_type) in zip(sources, topics)],
+                topics=[InputTopic(source, msg_type, read)
+                        for source, (_, msg_type, read) in zip(sources, topics)],
                 qos=[image_qos(r, d) for r, d in zip(reliability, depth)],
                 max_batch=max_batch,
                 max_batch_delay_s=p['max_batch_delay_ms'] / 1e3,
@@ -325,6 +370,7 @@ class InferenceHost:
                          f'batches of up to {pipeline.model.batch.fixed_size or max_batch} '
                          f'within {p["max_batch_delay_ms"]:g} ms, {len(pipeline.runtimes)} '
                          f'runtime(s)), inputs {", ".join(sources)}, detections as {fmt}'
+                         + (' and ai_msgs/PerceptionTargets' if perception_targets else '')
                          + (f'; {pipeline.backend_note}' if p['backend'] == AUTO else '')
                          + f'; model: {pipeline.model_note}'),
                 model_score_threshold=pipeline.score_threshold)
@@ -351,7 +397,11 @@ class InferenceHost:
                 num_keypoints=0 if heads else pipeline.decoder.num_keypoints,
                 head_keypoints={name: d.decoder.num_keypoints
                                 for name, d in pipeline.decoding.items()} if heads else None,
-                markers=p['publish_markers'], markers_pixel_size=p['markers_pixel_size'])
+                markers=p['publish_markers'], markers_pixel_size=p['markers_pixel_size'],
+                perception_targets=PerceptionTargetsOutput(
+                    p['model_name'] or os.path.splitext(os.path.basename(p['model']))[0],
+                    lambda: self.node.get_clock().now().nanoseconds)
+                if perception_targets else None)
             # not a lifecycle publisher: the timer that uses it runs only while started
             self.diagnostics_pub = self.node.create_publisher(DiagnosticArray, '/diagnostics', 10)
             self.model_file = self._watch_model_file(pipeline, p, config, heads)
@@ -414,11 +464,10 @@ class InferenceHost:
 
     def _subscribe(self, index: int) -> InputReader:
         """Subscribe to input ``index``, its messages taken serialized on a thread of its own."""
-        topic, msg_type = self.settings.topics[index]
-        read = READERS[msg_type]  # serialized bytes in: no deserialisation copy
+        topic = self.settings.topics[index]  # serialized bytes in: no deserialisation copy
         return InputReader(
-            self.node, msg_type, topic, self.settings.qos[index], self._receive_group,
-            lambda raw: self._on_image(raw, index, read),
+            self.node, topic.msg_type, topic.topic, self.settings.qos[index],
+            self._receive_group, lambda raw: self._on_image(raw, index, topic.read),
             event_callbacks=SubscriptionEventCallbacks(
                 incompatible_qos=lambda info: self._on_incompatible_qos(info, index)))
 
@@ -593,12 +642,12 @@ class InferenceHost:
 
     def _clear_gone_qos_clashes(self) -> None:
         """Forget a QoS clash once no publisher on the graph still offers an incompatible QoS."""
-        for (topic, _), qos, source in zip(self.settings.topics, self.settings.qos, self.sources):
+        for topic, qos, source in zip(self.settings.topics, self.settings.qos, self.sources):
             stats = self.stats[source]
             if not stats.qos_incompatible:
                 continue
             if not any(qos_check_compatible(info.qos_profile, qos)[0] == QoSCompatibility.ERROR
-                       for info in self.node.get_publishers_info_by_topic(topic)):
+                       for info in self.node.get_publishers_info_by_topic(topic.topic)):
                 stats.clear_qos_incompatible()
 
     def _publish_diagnostics(self) -> None:

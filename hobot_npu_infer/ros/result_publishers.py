@@ -2,9 +2,10 @@
 Where an infer node's results go: its publishers, created and destroyed together.
 
 Per input: the detections and what the model's task adds, keypoints, masks, a class map or
-classes, and markers (for a packed model, topics per head), and optionally a debug image with
-the detections drawn; the class names once on ``label_info`` (vision_msgs only). Markers and
-the debug image are computed only while someone subscribes to them. A frame of predictions
+classes, PerceptionTargets on a TROS board, and markers (for a packed model, topics per head),
+and optionally a debug image with the detections drawn; the class names once on
+``label_info`` (vision_msgs only). Markers and the debug image are computed only while someone
+subscribes to them. A frame of predictions
 (shadow tracking: no image) publishes its detections, keypoints and markers, no masks and no
 debug image. The managed node's outputs are lifecycle publishers, enabled only while it is
 active.
@@ -22,6 +23,7 @@ from hobot_npu_infer.ros.detection_msgs import DetectionTopics
 from hobot_npu_infer.ros.head_outputs import HeadOutputs
 from hobot_npu_infer.ros.image_conversion import array_to_image_msg
 from hobot_npu_infer.ros.markers import DEFAULT_PIXEL_SIZE
+from hobot_npu_infer.ros.perception_targets import PerceptionTargetsOutput
 from hobot_npu_infer.ros.qos import LATCHED
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -36,7 +38,7 @@ class ResultPublishers:
     ``num_keypoints`` the model decoder's (``Decoder.num_keypoints``: a detect model with
     keypoints, CenterFace, gets a keypoints topic too), ``head_keypoints`` each decoding head's.
     ``markers`` adds ``<prefix>/markers`` per stream, 1 image pixel = ``markers_pixel_size``
-    metres.
+    metres; ``perception_targets`` adds ai_msgs/PerceptionTargets per stream.
     """
 
     def __init__(self, node: Node, managed: bool, fmt: str, sources: Sequence[str],
@@ -44,7 +46,8 @@ class ResultPublishers:
                  heads: List[HeadConfig], outputs_per_head: Dict[str, int],
                  head_tasks: Dict[str, str], window_s: float, num_keypoints: int = 0,
                  head_keypoints: Optional[Dict[str, int]] = None, markers: bool = True,
-                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE):
+                 markers_pixel_size: float = DEFAULT_PIXEL_SIZE,
+                 perception_targets: Optional[PerceptionTargetsOutput] = None):
         self.node = node
         self.managed = managed
         self._created: list = []
@@ -54,12 +57,12 @@ class ResultPublishers:
             if not heads:  # a packed model's heads publish on topics of their own
                 self.detections[source] = DetectionTopics(
                     self._create, fmt, task, source, out, num_keypoints, markers,
-                    markers_pixel_size)
+                    markers_pixel_size, perception_targets)
             if debug_image:
                 self.debug_images[source] = self._create(Image, f'{source}/debug_image', 5)
         self.heads: Optional[HeadOutputs] = HeadOutputs(
             self._create, sources, heads, fmt, outputs_per_head, window_s, head_tasks,
-            head_keypoints, markers, markers_pixel_size) if heads else None
+            head_keypoints, markers, markers_pixel_size, perception_targets) if heads else None
         self.label_info = self._create(detection_msgs.vision_msgs_module().LabelInfo,
                                        'label_info', LATCHED) if fmt == 'vision_msgs' else None
 
@@ -85,7 +88,8 @@ class ResultPublishers:
         if result.heads is not None:
             self.heads.publish(source, header, size, result.heads)
         else:
-            self.detections[source].publish(header, result.detections, size)
+            self.detections[source].publish(header, result.detections, size,
+                                            stage_ms=result.stage_ms)
         debug = self.debug_images.get(source)
         if debug is not None and result.image is not None and debug.get_subscription_count():
             bgr = nv12_to_bgr(result.image) if result.channel_order == 'nv12' else result.image \

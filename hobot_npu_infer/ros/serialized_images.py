@@ -7,10 +7,12 @@ input's frame moves. Taken serialized (``input_reader``), a message arrives as o
 or a uint8 array); this module reads its header fields and gives the pixels as a view into that
 buffer: nothing is copied, and a frame over the limits is refused having cost one copy. What it
 cannot read (an encoding other than XCDR1 from another RMW) goes through rclpy's
-deserialisation instead, so the result is the same message either way.
+deserialisation instead, so the result is the same message either way. TROS's hbm_img_msgs
+images (fixed-size arrays, no header) are read the same way.
 """
 
 from dataclasses import dataclass
+import importlib
 import struct
 from typing import Union
 
@@ -127,4 +129,38 @@ def read_compressed(raw: Buffer) -> Union[CompressedImageView, CompressedImage]:
         return deserialize_message(bytes(raw), CompressedImage)
 
 
-READERS = {Image: read_image, CompressedImage: read_compressed}  # by message type
+def read_hbm_image(raw: Buffer, frame_id: str = '') -> ImageView:
+    """
+    Read a serialized TROS hbm_img_msgs image (HbmMsg1080P, HbmMsg540P, HbmMsg480P).
+
+    Its fields: int32 index, builtin_interfaces/Time time_stamp, uint32 height, width,
+    data_size, step, uint8[12] encoding (NUL-padded), uint8[N] data: fixed arrays, so no
+    length precedes them, and only ``data_size`` bytes of ``data`` are the image. The
+    message has no header: the stamp is its ``time_stamp``, the frame_id the input's.
+    """
+    try:
+        reader = _Reader(raw)
+        reader.int32()  # index: the camera's frame counter
+        sec, nanosec = reader.int32(), reader.uint32()
+        height, width, data_size, step = (reader.uint32() for _ in range(4))
+        encoding = bytes(reader.view[reader.pos:reader.pos + 12]).split(b'\0', 1)[0]
+        start = reader.pos + 12
+    except (struct.error, IndexError) as exc:
+        raise ValueError(f'hbm image message too short ({len(raw)} bytes)') from exc
+    if start + data_size > len(reader.view):
+        raise ValueError(f'hbm image data_size {data_size} runs past the message '
+                         f'({len(raw)} bytes)')
+    encoding_name = encoding.decode('ascii', 'replace')
+    if encoding_name != 'nv12' and height and data_size // height > step:
+        step = data_size // height  # hobot_codec leaves step = width on bgr8 frames
+    header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+    return ImageView(header, height, width, encoding_name, 0, step,
+                     reader.view[start:start + data_size])
+
+
+def hbm_message_type(name: str):
+    """Return the hbm_img_msgs message class ``name``; ImportError off a TROS board."""
+    return getattr(importlib.import_module('hbm_img_msgs.msg'), name)
+
+
+HBM_MESSAGES = ('HbmMsg1080P', 'HbmMsg540P', 'HbmMsg480P')  # the fixed-size image messages
