@@ -6,11 +6,13 @@ RosProcess and Listener), with the loopback DDS environment set for this test pr
 """
 
 from contextlib import contextmanager
+import subprocess
+import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from hobot_npu_infer.harness.listener import Listener
-from hobot_npu_infer.harness.processes import ros_value, RosProcess
+from hobot_npu_infer.harness.processes import executable_module, ros_value, RosProcess
 from hobot_npu_infer.harness.ros_env import child_environment, loopback_environment
 from hobot_npu_infer.tools.lifecycle_ctl import LifecycleClient
 from rcl_interfaces.srv import SetParameters
@@ -46,6 +48,15 @@ def start_infer(executable, params, listener, log_path, node_name='infer_node', 
         finally:
             client.close()
     return node
+
+
+def run_to_end(executable, env=None, **params):
+    """Run one of our executables with ``params`` until it ends (``env``: more environment)."""
+    cmd = [sys.executable, '-m', executable_module(executable), '--ros-args']
+    for name, value in params.items():
+        cmd += ['-p', f'{name}:={ros_value(value)}']
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env=child_environment(**(env or {})))
 
 
 def while_running(process):

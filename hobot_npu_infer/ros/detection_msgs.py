@@ -230,9 +230,13 @@ class DetectionTopics:
             if vision and (task == 'pose' or num_keypoints > 0) else None
         self.markers = create(MarkerArray, f'{prefix}/markers', 5) if markers else None
         self.perception_targets = perception_targets
-        self.targets = create(ai_msgs_module().PerceptionTargets,
-                              f'{prefix}/{PERCEPTION_TARGETS}', 10) if perception_targets else None
-        self.rate = RateMeter(FPS_WINDOW_S)  # PerceptionTargets' fps
+        self.targets = None
+        if perception_targets is not None:
+            self.ai_msgs = ai_msgs_module()
+            self.targets = create(self.ai_msgs.PerceptionTargets,
+                                  f'{prefix}/{PERCEPTION_TARGETS}', 10)
+            self.rate = RateMeter(FPS_WINDOW_S)  # PerceptionTargets' fps
+            self.keypoints_type = 'body_kps' if task == 'pose' else 'face_kps'
 
     def publish(self, header, detections: Sequence[Detection], size: Tuple[int, int],
                 measured_header=None, stage_ms: Optional[Dict[str, float]] = None) -> None:
@@ -248,7 +252,7 @@ class DetectionTopics:
             output = self.perception_targets
             self.targets.publish(to_perception_targets(
                 header, detections, output.perf_name, stage_ms or {}, output.now_ns(),
-                round(self.rate.rate_hz()), 'body_kps' if self.task == 'pose' else 'face_kps'))
+                round(self.rate.rate_hz()), self.keypoints_type, self.ai_msgs))
         if self.format == 'vision_msgs':
             module = vision_msgs_module()
             array = to_vision_msgs(header, detections, module, measured_header)

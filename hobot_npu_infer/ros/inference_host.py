@@ -100,7 +100,7 @@ LIMIT_PARAMETERS = {'max_input_pixels': 'max_pixels',
 
 @dataclass(frozen=True)
 class InputTopic:
-    """One input: its resolved topic, message type, and how its serialized messages are read."""
+    """One input: its topic (resolved once loaded), message type, how its messages are read."""
 
     topic: str
     msg_type: type
@@ -260,8 +260,8 @@ class InferenceHost:
         except Exception as exc:  # noqa: BLE001 (rclpy's RCLError names the broken rule)
             raise InvalidParameter(f'{what} {topic!r}: {str(exc).split(", at ")[0]}') from None
 
-    def _hbmem_inputs(self, p: Dict) -> List[Tuple[str, type, Callable]]:
-        """Return the TROS shared-memory inputs: topic, hbm_img_msgs type, reader."""
+    def _hbmem_inputs(self, p: Dict) -> List[InputTopic]:
+        """Return the TROS shared-memory inputs, their topics as given."""
         topics = p['hbmem_inputs']
         if not topics:
             return []
@@ -275,8 +275,8 @@ class InferenceHost:
                 f'sensor_msgs/Image on inputs') from None
         except ValueError as exc:
             raise InvalidParameter(str(exc)) from None
-        return [(topic, msg_type, functools.partial(read_hbm_image, frame_id=frame_id))
-                for topic, frame_id in zip(topics, frame_ids)]
+        return [InputTopic(topic, msg_type, functools.partial(read_hbm_image, frame_id=frame))
+                for topic, frame in zip(topics, frame_ids)]
 
     # -- the four steps ------------------------------------------------------------------
 
@@ -288,8 +288,8 @@ class InferenceHost:
         InferError, having created no ROS entity.
         """
         p = self.parameters.values()
-        topics = [(t, Image, read_image) for t in p['inputs']] + \
-                 [(t, CompressedImage, read_compressed) for t in p['compressed_inputs']] + \
+        topics = [InputTopic(t, Image, read_image) for t in p['inputs']] + \
+            [InputTopic(t, CompressedImage, read_compressed) for t in p['compressed_inputs']] + \
             self._hbmem_inputs(p)
         if not topics:
             raise InvalidParameter('inputs, compressed_inputs and hbmem_inputs are all empty: '
@@ -300,17 +300,18 @@ class InferenceHost:
         except ValueError as exc:
             raise InvalidParameter(str(exc)) from None
         hbmem = len(topics) - len(p['hbmem_inputs'])  # they come last
-        for (topic, _, _), kind in zip(topics[hbmem:], reliability[hbmem:]):
+        for topic, kind in zip(topics[hbmem:], reliability[hbmem:]):
             if kind != 'best_effort':
                 raise InvalidParameter(
-                    f'qos_reliability of hbmem input {topic} is {kind}: TROS publishes shared-'
-                    f'memory frames best effort, a {kind} subscription would never match them')
+                    f'qos_reliability of hbmem input {topic.topic} is {kind}: TROS publishes '
+                    f'shared-memory frames best effort, a {kind} subscription would never match '
+                    f'them')
         if p['output_topics'] and len(p['output_topics']) != len(topics):
             raise InvalidParameter(f'output_topics has {len(p["output_topics"])} names for '
                                    f'{len(topics)} inputs')
         sources: List[str] = []
-        for topic, _, _ in topics:
-            source = self._resolve(topic, 'input topic')
+        for topic in topics:
+            source = self._resolve(topic.topic, 'input topic')
             if source in sources:
                 raise InvalidParameter(f'input topic {source} is listed twice')
             sources.append(source)
@@ -357,8 +358,8 @@ class InferenceHost:
             self.settings = LoadedSettings(
                 thresholds=HealthThresholds(p['expected_rate_hz'], p['latency_budget_ms'],
                                             p['stale_timeout_s']),
-                topics=[InputTopic(source, msg_type, read)
-                        for source, (_, msg_type, read) in zip(sources, topics)],
+                topics=[dataclasses.replace(topic, topic=source)
+                        for topic, source in zip(topics, sources)],
                 qos=[image_qos(r, d) for r, d in zip(reliability, depth)],
                 max_batch=max_batch,
                 max_batch_delay_s=p['max_batch_delay_ms'] / 1e3,

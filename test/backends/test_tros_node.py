@@ -18,9 +18,8 @@ import signal
 import subprocess
 import sys
 
-from hobot_npu_infer.harness.processes import executable_module
 import pytest
-from ros_harness import child_environment, Listener, ros_value, RosProcess
+from ros_harness import child_environment, Listener, RosProcess, run_to_end
 from std_msgs.msg import String
 from test_hobot_backend import face_model, write
 import test_hobot_node
@@ -136,11 +135,8 @@ def test_perception_targets_carry_the_faces_with_the_frames_stamp(tros_node):
     ({'hbmem_frame_ids': ['a', 'b']}, ['hbmem_frame_ids', '2 values for 1 inputs']),
 ])
 def test_bad_hbmem_parameters_give_one_line_and_exit_2(tros_msgs, params, words):
-    cmd = [sys.executable, '-m', executable_module('infer_node'), '--ros-args']
-    for name, value in {'inputs': [], 'hbmem_inputs': [CAM], **params}.items():
-        cmd += ['-p', f'{name}:={ros_value(value)}']
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env=child_environment(**with_tros_msgs(tros_msgs, {})))
+    proc = run_to_end('infer_node', env=with_tros_msgs(tros_msgs, {}), inputs=[],
+                      hbmem_inputs=[CAM], **params)
     assert proc.returncode == 2, proc.stderr
     [error] = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert all(word in error for word in words), error

@@ -8,27 +8,16 @@ SIGINT and SIGTERM.
 import json
 import os
 import signal
-import subprocess
-import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from hobot_npu_infer.harness.processes import executable_module
 from hobot_npu_infer.ros.node_main import EXIT_REPORT
 from hobot_npu_infer.ros.qos import image_qos
 import pytest
-from ros_harness import child_environment, Listener, ros_value, RosProcess, start_infer
+from ros_harness import Listener, RosProcess, run_to_end, start_infer
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 SHM = '/dev/shm'
-
-
-def start(module, **params):
-    cmd = [sys.executable, '-m', executable_module(module), '--ros-args']
-    for name, value in params.items():
-        cmd += ['-p', f'{name}:={ros_value(value)}']
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env=child_environment())
 
 
 @pytest.mark.parametrize('module, params, words', [
@@ -58,7 +47,7 @@ def start(module, **params):
     ('image_source', {'rate_hz': 0.0}, ['rate_hz']),
 ])
 def test_bad_parameters_give_one_line_and_exit_2(module, params, words):
-    proc = start(module, **params)
+    proc = run_to_end(module, **params)
     assert proc.returncode == 2, proc.stderr
     assert 'Traceback' not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
